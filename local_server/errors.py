@@ -1,0 +1,63 @@
+"""Every error the server sends is JSON: ``{"error": ..., "detail": ...}`` with a 4xx status."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import NoReturn
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+
+def error_body(status: int, detail: str) -> dict[str, str]:
+    """The JSON body for an error: the status's reason phrase and a sentence for a human."""
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Error"
+    return {"error": reason, "detail": detail}
+
+
+def bad_request(detail: str) -> NoReturn:
+    """Stop the handler with a 400 whose JSON body says what was wrong."""
+    raise web.HTTPBadRequest(text=detail)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """Turn raised HTTP errors into JSON, keeping their status and headers.
+
+    A response a handler *returns* (``/status/404``) passes through untouched. An unexpected
+    exception becomes a JSON 500 without a traceback; the tests make sure none happens.
+    """
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        detail = _detail(request, exc)
+        headers = {k: v for k, v in exc.headers.items() if k.lower() not in _BODY_HEADERS}
+        return web.json_response(error_body(exc.status, detail), status=exc.status, headers=headers)
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return web.json_response(
+            error_body(500, "the course server hit a bug; please report it"), status=500
+        )
+
+
+_BODY_HEADERS = {"content-type", "content-length"}
+
+
+def _detail(request: web.Request, exc: web.HTTPException) -> str:
+    """The handler's own message, or a helpful one for errors raised by the router."""
+    default_text = f"{exc.status}: {exc.reason}"
+    if exc.text and exc.text != default_text:
+        return exc.text
+    if isinstance(exc, web.HTTPNotFound):
+        return f"no endpoint at {request.path}; GET / lists every endpoint"
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return f"{request.method} is not allowed on {request.path}; allowed: {allowed}"
+    return exc.reason

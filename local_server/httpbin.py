@@ -1,0 +1,214 @@
+"""httpbin-compatible endpoints: same paths, same JSON shapes, so documentation examples work.
+
+Echo bodies carry ``args, data, files, form, headers, json, method, origin, url``. A query key
+or form field sent more than once becomes a list of its values (``?a=1&a=2`` → ``"a": ["1",
+"2"]``); a header sent more than once is joined with ``", "``, as httpbin does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import random
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from .errors import bad_request
+
+routes = web.RouteTableDef()
+
+RANDOM = web.AppKey("random", random.Random)
+
+MAX_DELAY_SECONDS = 10.0
+
+
+def _multi_to_json(values: MultiDictProxy[Any]) -> dict[str, Any]:
+    """A multidict as httpbin shows it: one value as itself, repeated keys as a list."""
+    result: dict[str, Any] = {}
+    for key in values.keys():
+        if key in result:
+            continue
+        all_values = values.getall(key)
+        result[key] = all_values[0] if len(all_values) == 1 else list(all_values)
+    return result
+
+
+def _headers_to_json(request: web.Request) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for name, value in request.headers.items():
+        title = "-".join(part.capitalize() for part in name.split("-"))
+        result[title] = f"{result[title]}, {value}" if title in result else value
+    return result
+
+
+def _origin(request: web.Request) -> str:
+    return request.remote or ""
+
+
+def _as_text_or_data_url(raw: bytes, content_type: str = "application/octet-stream") -> str:
+    """Text if it decodes as UTF-8, otherwise a base64 ``data:`` URL, as httpbin does."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        encoded = base64.b64encode(raw).decode("ascii")
+        return f"data:{content_type};base64,{encoded}"
+
+
+async def _read_body(request: web.Request) -> dict[str, Any]:
+    """Parse the body the way httpbin reports it: ``data``, ``files``, ``form`` and ``json``."""
+    body: dict[str, Any] = {"data": "", "files": {}, "form": {}, "json": None}
+    if not request.body_exists:
+        return body
+    content_type = request.content_type
+    if content_type == "multipart/form-data":
+        await _read_multipart(request, body)
+    elif content_type == "application/x-www-form-urlencoded":
+        try:
+            form = await request.post()
+        except ValueError as exc:
+            bad_request(f"the form body could not be decoded: {exc}")
+        body["form"] = _multi_to_json(form)
+    else:
+        raw = await request.read()
+        body["data"] = _as_text_or_data_url(raw, content_type)
+        if content_type == "application/json" or content_type.endswith("+json"):
+            try:
+                body["json"] = json.loads(raw) if raw else None
+            except ValueError as exc:
+                bad_request(f"the body is not valid JSON: {exc}")
+    return body
+
+
+async def _read_multipart(request: web.Request, body: dict[str, Any]) -> None:
+    try:
+        post = await request.post()
+    except ValueError as exc:
+        bad_request(f"the multipart body could not be parsed: {exc}")
+    form: dict[str, list[str]] = {}
+    files: dict[str, list[str]] = {}
+    for name, value in post.items():
+        if isinstance(value, web.FileField):
+            raw = value.file.read()
+            files.setdefault(name, []).append(_as_text_or_data_url(raw, value.content_type))
+        else:
+            form.setdefault(name, []).append(str(value))
+    body["form"] = {k: v[0] if len(v) == 1 else v for k, v in form.items()}
+    body["files"] = {k: v[0] if len(v) == 1 else v for k, v in files.items()}
+
+
+async def echo(request: web.Request, *, with_body: bool, with_method: bool) -> dict[str, Any]:
+    """What the server received, in httpbin's shape."""
+    result: dict[str, Any] = {"args": _multi_to_json(request.query)}
+    if with_body:
+        result.update(await _read_body(request))
+    result["headers"] = _headers_to_json(request)
+    if with_method:
+        result["method"] = request.method
+    result["origin"] = _origin(request)
+    result["url"] = str(request.url)
+    return result
+
+
+@routes.get("/get")
+async def get(request: web.Request) -> web.Response:
+    """The query string and headers of a GET request."""
+    return web.json_response(await echo(request, with_body=False, with_method=False))
+
+
+@routes.post("/post")
+@routes.put("/put")
+@routes.patch("/patch")
+@routes.delete("/delete")
+async def with_body(request: web.Request) -> web.Response:
+    """The query, headers and parsed body (data, form, files, json) of the request."""
+    return web.json_response(await echo(request, with_body=True, with_method=False))
+
+
+@routes.route("*", "/anything")
+@routes.route("*", "/anything/{anything:.*}")
+async def anything(request: web.Request) -> web.Response:
+    """Everything about the request, for any method: like /post plus the method."""
+    return web.json_response(await echo(request, with_body=True, with_method=True))
+
+
+@routes.get("/headers")
+async def headers(request: web.Request) -> web.Response:
+    """The request's headers."""
+    return web.json_response({"headers": _headers_to_json(request)})
+
+
+@routes.route("*", "/delay/{seconds}")
+async def delay(request: web.Request) -> web.Response:
+    """Waits the given seconds (a float, at most 10) without blocking, then echoes the request."""
+    seconds = _parse_seconds(request.match_info["seconds"])
+    await asyncio.sleep(min(seconds, MAX_DELAY_SECONDS))
+    return web.json_response(await echo(request, with_body=True, with_method=False))
+
+
+def _parse_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        bad_request(f"delay must be a number of seconds, got {text!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        bad_request(f"delay must be a finite number of seconds >= 0, got {text!r}")
+    return seconds
+
+
+def _parse_status_choices(text: str) -> tuple[list[int], list[float]]:
+    """``"200"``, ``"200,404"`` or weighted ``"200:0.9,500:0.1"`` → codes and weights."""
+    codes: list[int] = []
+    weights: list[float] = []
+    for item in text.split(","):
+        code_text, _, weight_text = item.partition(":")
+        try:
+            code = int(code_text)
+            weight = float(weight_text) if weight_text else 1.0
+        except ValueError:
+            bad_request(f"expected status codes like 200 or 200:0.9,500:0.1, got {text!r}")
+        if not 200 <= code <= 599:
+            bad_request(f"status codes must be between 200 and 599, got {code}")
+        if not math.isfinite(weight) or weight < 0:
+            bad_request(f"weights must be finite numbers >= 0, got {weight_text!r}")
+        codes.append(code)
+        weights.append(weight)
+    if sum(weights) <= 0:
+        bad_request("at least one weight must be above zero")
+    return codes, weights
+
+
+_STATUS_HEADERS = {
+    301: {"Location": "/redirect/1"},
+    302: {"Location": "/redirect/1"},
+    303: {"Location": "/redirect/1"},
+    305: {"Location": "/redirect/1"},
+    307: {"Location": "/redirect/1"},
+    308: {"Location": "/redirect/1"},
+    401: {"WWW-Authenticate": 'Basic realm="Fake Realm"'},
+}
+
+
+@routes.route("*", "/status/{codes}")
+async def status(request: web.Request) -> web.Response:
+    """Answers with the given status code, or one chosen at random by weight (200:0.9,500:0.1)."""
+    codes, weights = _parse_status_choices(request.match_info["codes"])
+    code = request.app[RANDOM].choices(codes, weights)[0] if len(codes) > 1 else codes[0]
+    body = None if code in (204, 304) else b""
+    return web.Response(status=code, headers=_STATUS_HEADERS.get(code, {}), body=body)
+
+
+@routes.get("/redirect/{n}")
+async def redirect(request: web.Request) -> web.Response:
+    """Redirects n times (at most 20), then lands on /get."""
+    try:
+        n = int(request.match_info["n"])
+    except ValueError:
+        bad_request(f"n must be a whole number, got {request.match_info['n']!r}")
+    if not 1 <= n <= 20:
+        bad_request(f"n must be between 1 and 20, got {n}")
+    target = "/get" if n == 1 else f"/redirect/{n - 1}"
+    raise web.HTTPFound(target)

@@ -1,0 +1,137 @@
+"""What the server saw: TCP connections, requests per connection, concurrency and a timeline.
+
+The server records from its own thread; a notebook reads a consistent copy with
+``ServerStats.snapshot()`` from any thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the server handled it. Times are seconds since the stats were reset."""
+
+    id: int
+    method: str
+    path: str
+    connection: int
+    client_port: int | None
+    start: float
+    end: float | None = None
+    status: int | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the request's arrival to its handler's return, if it has ended."""
+        return None if self.end is None else self.end - self.start
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    """A copy of the server's counters at one moment."""
+
+    connections_opened: int
+    requests: int
+    requests_per_connection: dict[int, int]
+    in_flight: int
+    max_in_flight: int
+    by_path: dict[str, int]
+    timeline: list[RequestRecord] = field(repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The snapshot as plain JSON-ready data (what ``GET /stats`` returns)."""
+        data = asdict(self)
+        data["requests_per_connection"] = {
+            str(conn): count for conn, count in self.requests_per_connection.items()
+        }
+        return data
+
+
+# Bounds, so a server left running for a whole workshop keeps its memory flat.
+MAX_TIMELINE = 10_000
+MAX_DISTINCT_PATHS = 1_000
+OTHER_PATHS = "(other paths)"
+
+
+class ServerStats:
+    """Thread-safe counters fed by the stats middleware.
+
+    A connection is counted when it carries its first request. The timeline keeps the last
+    ``MAX_TIMELINE`` finished requests plus those in flight.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connection_ids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything seen so far and restart the clock."""
+        with self._lock:
+            self._epoch = time.perf_counter()
+            self._connection_ids.clear()
+            self._requests_per_connection: Counter[int] = Counter()
+            self._by_path: Counter[str] = Counter()
+            self._open: dict[int, RequestRecord] = {}
+            self._done: deque[RequestRecord] = deque(maxlen=MAX_TIMELINE)
+            self._next_request = 1
+            self._max_in_flight = 0
+
+    def request_started(
+        self, transport: Any, method: str, path: str, client_port: int | None
+    ) -> int:
+        """Record a request's arrival on ``transport``; returns its id for ``request_ended``."""
+        now = time.perf_counter()
+        with self._lock:
+            connection = self._connection_ids.get(transport)
+            if connection is None:
+                connection = len(self._requests_per_connection) + 1
+                self._connection_ids[transport] = connection
+            self._requests_per_connection[connection] += 1
+            counted_as = path
+            if path not in self._by_path and len(self._by_path) >= MAX_DISTINCT_PATHS:
+                counted_as = OTHER_PATHS
+            self._by_path[counted_as] += 1
+            request_id = self._next_request
+            self._next_request += 1
+            self._open[request_id] = RequestRecord(
+                id=request_id,
+                method=method,
+                path=path,
+                connection=connection,
+                client_port=client_port,
+                start=now - self._epoch,
+            )
+            self._max_in_flight = max(self._max_in_flight, len(self._open))
+            return request_id
+
+    def request_ended(self, request_id: int, status: int) -> None:
+        """Record that the handler for ``request_id`` returned ``status``."""
+        now = time.perf_counter()
+        with self._lock:
+            record = self._open.pop(request_id, None)
+            if record is None:  # the stats were reset while this request ran
+                return
+            ended = RequestRecord(**{**asdict(record), "end": now - self._epoch, "status": status})
+            self._done.append(ended)
+
+    def snapshot(self) -> StatsSnapshot:
+        """A consistent copy of every counter, safe to keep and plot."""
+        with self._lock:
+            timeline = sorted([*self._done, *self._open.values()], key=lambda r: r.id)
+            return StatsSnapshot(
+                connections_opened=len(self._requests_per_connection),
+                requests=self._next_request - 1,
+                requests_per_connection=dict(self._requests_per_connection),
+                in_flight=len(self._open),
+                max_in_flight=self._max_in_flight,
+                by_path=dict(self._by_path),
+                timeline=timeline,
+            )
