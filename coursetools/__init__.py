@@ -1,0 +1,1 @@
+"""Authoring tools for the course: execute notebooks, generate exercises, benchmark."""

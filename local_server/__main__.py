@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import sys
 
@@ -46,17 +47,36 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
     app = create_app(seed=args.seed)
-
-    async def announce(app: web.Application) -> None:
-        shown_host = f"[{args.host}]" if ":" in args.host else args.host
-        print(f"Course server on http://{shown_host}:{args.port}  (Ctrl-C to stop)")
-        for entry in endpoint_index(app):
-            print(f"  {entry['methods']:<28} {entry['path']:<26} {entry['description']}")
-        sys.stdout.flush()
-
-    app.on_startup.append(announce)
-    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    try:
+        asyncio.run(serve(app, args.host, args.port))
+    except (KeyboardInterrupt, web.GracefulExit):
+        pass
     print("Course server stopped.")
+
+
+async def serve(app: web.Application, host: str, port: int) -> None:
+    """Serve ``app`` until Ctrl-C (or SIGTERM), announcing the port actually bound.
+
+    ``web.run_app`` would announce before it binds, so ``--port 0`` would print port 0.
+    """
+    runner = web.AppRunner(app, access_log=None, handle_signals=True)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        announce(app, host, site.port)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def announce(app: web.Application, host: str, port: int) -> None:
+    """Print the server's URL and its endpoints."""
+    shown_host = f"[{host}]" if ":" in host else host
+    print(f"Course server on http://{shown_host}:{port}  (Ctrl-C to stop)")
+    for entry in endpoint_index(app):
+        print(f"  {entry['methods']:<28} {entry['path']:<26} {entry['description']}")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

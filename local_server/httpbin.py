@@ -63,13 +63,22 @@ async def _read_body(request: web.Request) -> dict[str, Any]:
     body: dict[str, Any] = {"data": "", "files": {}, "form": {}, "json": None}
     if not request.body_exists:
         return body
+    try:
+        await _parse_body(request, body)
+    except (web.RequestPayloadError, ConnectionResetError) as exc:
+        # A body that cannot be decoded (bad gzip, broken chunks) or a client that left mid-body.
+        bad_request(f"the request body could not be read: {exc}")
+    return body
+
+
+async def _parse_body(request: web.Request, body: dict[str, Any]) -> None:
     content_type = request.content_type
     if content_type == "multipart/form-data":
         await _read_multipart(request, body)
     elif content_type == "application/x-www-form-urlencoded":
         try:
             form = await request.post()
-        except ValueError as exc:
+        except (ValueError, LookupError) as exc:  # LookupError: an unknown charset
             bad_request(f"the form body could not be decoded: {exc}")
         body["form"] = _multi_to_json(form)
     else:
@@ -78,15 +87,14 @@ async def _read_body(request: web.Request) -> dict[str, Any]:
         if content_type == "application/json" or content_type.endswith("+json"):
             try:
                 body["json"] = json.loads(raw) if raw else None
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
                 bad_request(f"the body is not valid JSON: {exc}")
-    return body
 
 
 async def _read_multipart(request: web.Request, body: dict[str, Any]) -> None:
     try:
         post = await request.post()
-    except ValueError as exc:
+    except (ValueError, LookupError) as exc:  # LookupError: an unknown charset
         bad_request(f"the multipart body could not be parsed: {exc}")
     form: dict[str, list[str]] = {}
     files: dict[str, list[str]] = {}
@@ -109,8 +117,15 @@ async def echo(request: web.Request, *, with_body: bool, with_method: bool) -> d
     if with_method:
         result["method"] = request.method
     result["origin"] = _origin(request)
-    result["url"] = str(request.url)
+    result["url"] = _url(request)
     return result
+
+
+def _url(request: web.Request) -> str:
+    try:
+        return str(request.url)
+    except ValueError:  # a Host header that is not a host[:port] (UnicodeError is a ValueError)
+        bad_request(f"the Host header is not a valid host[:port]: {request.host!r}")
 
 
 @routes.get("/get")
@@ -178,6 +193,8 @@ def _parse_status_choices(text: str) -> tuple[list[int], list[float]]:
         weights.append(weight)
     if sum(weights) <= 0:
         bad_request("at least one weight must be above zero")
+    if not math.isfinite(sum(weights)):
+        bad_request("the weights are too large: their sum must be a finite number")
     return codes, weights
 
 

@@ -36,11 +36,18 @@ class LocalServer:
         self._runner = web.AppRunner(
             self._app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
         )
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="local_server", daemon=True
-        )
+        self._thread = threading.Thread(target=self._serve, name="local_server", daemon=True)
         self.host = host
         self.port = 0
+
+    def _serve(self) -> None:
+        """The thread's body: run the loop until stop(), then close it here, in its own thread."""
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_forever()
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+        finally:
+            self._loop.close()
 
     def _start(self) -> None:
         self._thread.start()
@@ -91,9 +98,6 @@ class LocalServer:
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
-        if not self._loop.is_running() and not self._loop.is_closed():
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            self._loop.close()
 
     def __enter__(self) -> LocalServer:
         return self

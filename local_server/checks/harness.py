@@ -1,0 +1,221 @@
+"""How a check runs a learner's code and reports what it observed.
+
+Each check is an ``async def`` that receives the learner's function, a fresh course server
+and a ``SessionSpy``; it returns a sentence on success or raises ``Mistake`` with the specific
+problem it saw. ``@check("task")`` wraps it into the function a notebook calls,
+``check.fetch_all(fetch_all)``, which runs it in its own thread and event loop, stops code that
+hangs, turns a stub's ``NotImplementedError`` into "not implemented yet", and prints a verdict
+instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import os
+import threading
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from ..runner import LocalServer, start_server
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+# Extra time a blocked event loop gets before the check gives up on its thread.
+BLOCKED_LOOP_GRACE_SECONDS = 5.0
+
+
+class Mistake(Exception):
+    """A specific mistake the check observed, with a hint toward the fix."""
+
+    def __init__(self, problem: str, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.message = message
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one check: ``problem`` is None when the learner's code passed."""
+
+    task: str
+    problem: str | None
+    message: str
+    hint: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.problem is None
+
+    def render(self) -> str:
+        """The text a learner reads under the check cell."""
+        if self.passed:
+            return f"✅ {self.task}: {self.message}"
+        if self.problem == "not-implemented":
+            return f"⏳ {self.task}: {self.message}"
+        lines = [f"❌ {self.task}: {self.message}"]
+        if self.hint:
+            lines.append(f"   Hint: {self.hint}")
+        return "\n".join(lines)
+
+
+class SessionSpy:
+    """Records every ``aiohttp.ClientSession`` created while it is active.
+
+    It wraps ``ClientSession.__init__`` for the duration of a check, so it sees sessions made
+    however the learner imported the class. Afterwards ``close_leaked()`` closes what the
+    learner left open, so a mistake is reported once and not as a ResourceWarning later.
+    """
+
+    def __init__(self) -> None:
+        self.sessions: list[aiohttp.ClientSession] = []
+        self._original: Callable[..., None] | None = None
+
+    def __enter__(self) -> SessionSpy:
+        original = aiohttp.ClientSession.__init__
+        self._original = original
+        sessions = self.sessions
+
+        @functools.wraps(original)
+        def recording_init(session: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:
+            original(session, *args, **kwargs)
+            sessions.append(session)
+
+        aiohttp.ClientSession.__init__ = recording_init  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._original is not None:
+            aiohttp.ClientSession.__init__ = self._original  # type: ignore[method-assign]
+
+    @property
+    def created(self) -> int:
+        return len(self.sessions)
+
+    @property
+    def left_open(self) -> int:
+        return sum(not session.closed for session in self.sessions)
+
+    async def close_leaked(self) -> None:
+        for session in self.sessions:
+            if not session.closed:
+                await session.close()
+
+
+CheckBody = Callable[[Any, LocalServer, SessionSpy], Awaitable[str]]
+
+
+async def call_async(task: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Call the learner's coroutine function; a plain ``def`` is a mistake worth naming."""
+    result = fn(*args)
+    if not inspect.isawaitable(result):
+        raise Mistake(
+            "not-async",
+            f"{task}() returned {type(result).__name__} instead of a coroutine.",
+            f"define it with `async def {task}(...)` so it can await the requests.",
+        )
+    return await result
+
+
+def plural(count: int, word: str) -> str:
+    """``plural(1, "session")`` → "1 session"; ``plural(3, "session")`` → "3 sessions"."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def check(task: str, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Callable[[CheckBody], Any]:
+    """Turn an async check body into the notebook-facing ``check.<task>(learner_fn)``.
+
+    The returned function prints the verdict and returns None, so a check cell shows only
+    the verdict. ``.diagnose(fn, timeout=...)`` returns the ``Verdict`` for tests.
+    """
+
+    def decorate(body: CheckBody) -> Callable[[Any], None]:
+        def diagnose(learner: Any, *, timeout: float = timeout) -> Verdict:
+            return _run_in_thread(task, body, learner, timeout)
+
+        @functools.wraps(body)
+        def run(learner: Any) -> None:
+            print(diagnose(learner).render())
+
+        run.diagnose = diagnose  # type: ignore[attr-defined]
+        return run
+
+    return decorate
+
+
+def _run_in_thread(task: str, body: CheckBody, learner: Any, timeout: float) -> Verdict:
+    """Run the check in a thread with its own loop, so it works inside a running notebook loop."""
+    outcome: list[Verdict] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(asyncio.run(_guarded(task, body, learner, timeout))),
+        name=f"check-{task}",
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout + BLOCKED_LOOP_GRACE_SECONDS)
+    if outcome:
+        return outcome[0]
+    return Verdict(
+        task,
+        "blocked-loop",
+        f"{task} did not return within {timeout:g} s and could not be stopped.",
+        "something blocks the event loop: use `await asyncio.sleep()`, never `time.sleep()`, "
+        "and aiohttp, never a blocking HTTP library, inside `async def`.",
+    )
+
+
+_LIBRARY_PARTS = tuple(f"{os.sep}{name}{os.sep}" for name in ("aiohttp", "asyncio", "local_server"))
+
+
+def _where_in_learner(exc: BaseException) -> str:
+    """"the error came from line N of f()" for the innermost frame outside the libraries."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not any(part in frame.filename for part in _LIBRARY_PARTS)
+    ]
+    if not frames:
+        return ""
+    return f"the error came from line {frames[-1].lineno} of {frames[-1].name}()."
+
+
+async def _guarded(task: str, body: CheckBody, learner: Any, timeout: float) -> Verdict:
+    if not callable(learner):
+        return Verdict(
+            task, "not-callable", f"expected your {task}, got {type(learner).__name__}."
+        )
+    server = start_server()
+    spy = SessionSpy()
+    try:
+        with spy:
+            message = await asyncio.wait_for(body(learner, server, spy), timeout)
+        return Verdict(task, None, message)
+    except NotImplementedError:
+        return Verdict(
+            task,
+            "not-implemented",
+            "not implemented yet. Replace the `raise NotImplementedError` line with your "
+            "code, then run this cell again.",
+        )
+    except Mistake as mistake:
+        return Verdict(task, mistake.problem, mistake.message, mistake.hint)
+    except asyncio.TimeoutError:
+        return Verdict(
+            task,
+            "timeout",
+            f"{task} was still running after {timeout:g} s, so the check stopped it.",
+            "a request that never completes, or an await on something that never happens? "
+            "Read every response inside `async with` and check what you await.",
+        )
+    except Exception as exc:
+        return Verdict(
+            task, "raised", f"{task} raised {type(exc).__name__}: {exc}", _where_in_learner(exc)
+        )
+    finally:
+        await spy.close_leaked()
+        server.stop()
