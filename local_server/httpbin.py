@@ -66,8 +66,11 @@ async def _read_body(request: web.Request) -> dict[str, Any]:
     try:
         await _parse_body(request, body)
     except (web.RequestPayloadError, ConnectionResetError) as exc:
-        # A body that cannot be decoded (bad gzip, broken chunks) or a client that left mid-body.
-        bad_request(f"the request body could not be read: {exc}")
+        # A body that cannot be decoded (bad gzip) or a client that left mid-body: the rest of
+        # the body cannot be skipped, so the connection cannot carry another request.
+        raise web.HTTPBadRequest(
+            text=f"the request body could not be read: {exc}", headers={"Connection": "close"}
+        ) from None
     return body
 
 

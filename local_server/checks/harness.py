@@ -18,7 +18,7 @@ import threading
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
@@ -65,33 +65,55 @@ class Verdict:
 
 
 class SessionSpy:
-    """Records every ``aiohttp.ClientSession`` created while it is active.
+    """Records every ``aiohttp.ClientSession`` its thread creates while it is active.
 
-    It wraps ``ClientSession.__init__`` for the duration of a check, so it sees sessions made
-    however the learner imported the class. Afterwards ``close_leaked()`` closes what the
-    learner left open, so a mistake is reported once and not as a ResourceWarning later.
+    It wraps ``ClientSession.__init__`` while any spy is active, so it sees sessions made
+    however the learner imported the class. Each check runs in its own thread and records only
+    that thread's sessions, so a check still stuck in a blocked thread cannot pollute the next.
+    Afterwards ``close_leaked()`` closes what the learner left open, so a mistake is reported
+    once and not as a ResourceWarning later.
     """
+
+    _active: ClassVar[dict[int, SessionSpy]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _original_init: ClassVar[Callable[..., None] | None] = None
 
     def __init__(self) -> None:
         self.sessions: list[aiohttp.ClientSession] = []
-        self._original: Callable[..., None] | None = None
+        self._thread = threading.get_ident()
 
     def __enter__(self) -> SessionSpy:
+        with SessionSpy._lock:
+            if not SessionSpy._active:
+                SessionSpy._install()
+            SessionSpy._active[self._thread] = self
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with SessionSpy._lock:
+            SessionSpy._active.pop(self._thread, None)
+            if not SessionSpy._active:
+                SessionSpy._uninstall()
+
+    @classmethod
+    def _install(cls) -> None:
         original = aiohttp.ClientSession.__init__
-        self._original = original
-        sessions = self.sessions
+        cls._original_init = original
 
         @functools.wraps(original)
         def recording_init(session: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:
             original(session, *args, **kwargs)
-            sessions.append(session)
+            spy = cls._active.get(threading.get_ident())
+            if spy is not None:
+                spy.sessions.append(session)
 
         aiohttp.ClientSession.__init__ = recording_init  # type: ignore[method-assign]
-        return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        if self._original is not None:
-            aiohttp.ClientSession.__init__ = self._original  # type: ignore[method-assign]
+    @classmethod
+    def _uninstall(cls) -> None:
+        if cls._original_init is not None:
+            aiohttp.ClientSession.__init__ = cls._original_init  # type: ignore[method-assign]
+            cls._original_init = None
 
     @property
     def created(self) -> int:
