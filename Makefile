@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements-installed
 LAB_ARGS ?=
+# Jupyter refuses to run as root (containers, some VMs) unless told it is deliberate.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
 PYTEST_ARGS ?=
 
 # The kernel's debugger otherwise warns about frozen modules on every start.
@@ -21,7 +23,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 ## make lab: open the course in JupyterLab (start with notebooks/00_asyncio_in_jupyter.ipynb)
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=. $(LAB_ARGS)
+	$(BIN)/jupyter lab --notebook-dir=. $(ALLOW_ROOT) $(LAB_ARGS)
 
 ## make test: lint, server and checker unit tests, notebooks under nbval, exercises executed
 test: $(STAMP)
