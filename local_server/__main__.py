@@ -17,7 +17,7 @@ DEFAULT_PORT = 8080
 
 def is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and ``localhost``: addresses other machines cannot reach."""
-    if host == "localhost":
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(serve(app, args.host, args.port))
     except (KeyboardInterrupt, web.GracefulExit):
         pass
+    except OSError as error:
+        sys.exit(
+            f"Cannot listen on {args.host}:{args.port}: {error.strerror or error}. "
+            "Is another server using that port? Try --port 0 to let the system choose."
+        )
     print("Course server stopped.")
 
 

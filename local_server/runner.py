@@ -67,7 +67,8 @@ class LocalServer:
     @property
     def url(self) -> str:
         """The base URL, without a trailing slash: ``server.url + "/get"``."""
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+        return f"http://{host}:{self.port}"
 
     @property
     def running(self) -> bool:

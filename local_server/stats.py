@@ -57,6 +57,7 @@ class StatsSnapshot:
 # Bounds, so a server left running for a whole workshop keeps its memory flat.
 MAX_TIMELINE = 10_000
 MAX_DISTINCT_PATHS = 1_000
+MAX_TRACKED_CONNECTIONS = 10_000
 OTHER_PATHS = "(other paths)"
 
 
@@ -64,7 +65,8 @@ class ServerStats:
     """Thread-safe counters fed by the stats middleware.
 
     A connection is counted when it carries its first request. The timeline keeps the last
-    ``MAX_TIMELINE`` finished requests plus those in flight.
+    ``MAX_TIMELINE`` finished requests plus those in flight, and ``requests_per_connection``
+    the last ``MAX_TRACKED_CONNECTIONS`` connections.
     """
 
     def __init__(self) -> None:
@@ -77,6 +79,7 @@ class ServerStats:
         with self._lock:
             self._epoch = time.perf_counter()
             self._connection_ids.clear()
+            self._connections_opened = 0
             self._requests_per_connection: Counter[int] = Counter()
             self._by_path: Counter[str] = Counter()
             self._open: dict[int, RequestRecord] = {}
@@ -92,8 +95,12 @@ class ServerStats:
         with self._lock:
             connection = self._connection_ids.get(transport)
             if connection is None:
-                connection = len(self._requests_per_connection) + 1
+                self._connections_opened += 1
+                connection = self._connections_opened
                 self._connection_ids[transport] = connection
+                if len(self._requests_per_connection) >= MAX_TRACKED_CONNECTIONS:
+                    oldest = next(iter(self._requests_per_connection))
+                    del self._requests_per_connection[oldest]
             self._requests_per_connection[connection] += 1
             counted_as = path
             if path not in self._by_path and len(self._by_path) >= MAX_DISTINCT_PATHS:
@@ -127,7 +134,7 @@ class ServerStats:
         with self._lock:
             timeline = sorted([*self._done, *self._open.values()], key=lambda r: r.id)
             return StatsSnapshot(
-                connections_opened=len(self._requests_per_connection),
+                connections_opened=self._connections_opened,
                 requests=self._next_request - 1,
                 requests_per_connection=dict(self._requests_per_connection),
                 in_flight=len(self._open),

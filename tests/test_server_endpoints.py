@@ -134,9 +134,7 @@ async def test_json_with_plus_json_content_type(server_client):
 
 
 async def test_empty_json_body_is_null(server_client):
-    resp = await server_client.post(
-        "/post", data=b"", headers={"Content-Type": "application/json"}
-    )
+    resp = await server_client.post("/post", data=b"", headers={"Content-Type": "application/json"})
     assert resp.status == 200
     data = await resp.json()
     assert data["json"] is None and data["data"] == ""
@@ -165,9 +163,10 @@ async def test_multipart_fields_and_files(server_client):
     assert resp.status == 200
     data = await resp.json()
     assert data["form"] == {"name": "value", "tag": ["1", "2"]}
+    blob = base64.b64encode(b"\xff\x00\x01").decode()
     assert data["files"] == {
         "upload": "hello file",
-        "blob": "data:application/octet-stream;base64," + base64.b64encode(b"\xff\x00\x01").decode(),
+        "blob": f"data:application/octet-stream;base64,{blob}",
     }
     assert data["json"] is None
 
