@@ -11,6 +11,7 @@ import sys
 
 import aiohttp
 import pytest
+from conftest import needs_ipv6_loopback
 
 from local_server import create_app
 from local_server.__main__ import DEFAULT_PORT, is_loopback, parse_args
@@ -142,16 +143,7 @@ async def test_binding_beyond_loopback_warns(run_cli):
     assert "Traceback" not in err
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+@needs_ipv6_loopback
 async def test_ipv6_host_is_bracketed(run_cli):
     cli = await run_cli("--host", "::1", "--port", "0")
     assert cli.url == f"http://[::1]:{cli.port}"

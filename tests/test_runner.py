@@ -9,6 +9,7 @@ import time
 
 import aiohttp
 import pytest
+from conftest import needs_ipv6_loopback
 
 from local_server import LocalServer, StatsSnapshot, start_server
 
@@ -180,16 +181,7 @@ def test_a_port_in_use_raises():
         assert _status(first.port) == 200  # the first server is unharmed
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+@needs_ipv6_loopback
 async def test_ipv6_url_has_brackets():
     with start_server(host="::1") as server:
         assert server.url == f"http://[::1]:{server.port}"
