@@ -6,12 +6,18 @@ import random
 
 from aiohttp import web
 
-from . import httpbin
+from . import faults, files, httpbin, httpbin_auth, httpbin_formats, websockets
 from .errors import json_errors
-from .middleware import STATS, record_stats
+from .learners import PerLearner
+from .middleware import LEARNER_STATS, STATS, record_stats, stats_for
+from .state import RANDOM
 from .stats import ServerStats
 
 MAX_BODY_BYTES = 1024 * 1024
+
+# Each module holds one family of endpoints: a ``routes`` table, and optionally a
+# ``setup(app)`` that adds the state and start-up/shutdown hooks those endpoints need.
+ENDPOINT_MODULES = (httpbin, httpbin_auth, httpbin_formats, faults, files, websockets)
 
 
 def create_app(
@@ -25,11 +31,16 @@ def create_app(
     """
     app = web.Application(middlewares=[json_errors, record_stats], client_max_size=max_body)
     app[STATS] = stats if stats is not None else ServerStats()
-    app[httpbin.RANDOM] = random.Random(seed)
+    app[LEARNER_STATS] = PerLearner(ServerStats)
+    app[RANDOM] = random.Random(seed)
     app.router.add_get("/", index)
     app.router.add_get("/stats", stats_view)
     app.router.add_post("/stats/reset", stats_reset)
-    app.router.add_routes(httpbin.routes)
+    for module in ENDPOINT_MODULES:
+        app.router.add_routes(module.routes)
+        setup = getattr(module, "setup", None)
+        if setup is not None:
+            setup(app)
     return app
 
 
@@ -54,11 +65,11 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def stats_view(request: web.Request) -> web.Response:
-    """What the server saw: connections, requests per connection, concurrency, timeline."""
-    return web.json_response(request.app[STATS].snapshot().as_dict())
+    """What the server saw (your X-Learner's share, if sent): connections, concurrency, timeline."""
+    return web.json_response(stats_for(request).snapshot().as_dict())
 
 
 async def stats_reset(request: web.Request) -> web.Response:
-    """Zero the stats and restart their clock."""
-    request.app[STATS].reset()
+    """Zero the stats (your X-Learner's only, if sent) and restart their clock."""
+    stats_for(request).reset()
     return web.json_response({"reset": True})

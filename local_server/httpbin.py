@@ -7,21 +7,20 @@ or form field sent more than once becomes a list of its values (``?a=1&a=2`` →
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import math
-import random
 from typing import Any
 
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from . import timing
 from .errors import bad_request
+from .params import parse_float, path_int
+from .state import RANDOM
 
 routes = web.RouteTableDef()
-
-RANDOM = web.AppKey("random", random.Random)
 
 MAX_DELAY_SECONDS = 10.0
 
@@ -162,19 +161,9 @@ async def headers(request: web.Request) -> web.Response:
 @routes.route("*", "/delay/{seconds}")
 async def delay(request: web.Request) -> web.Response:
     """Waits the given seconds (a float, at most 10) without blocking, then echoes the request."""
-    seconds = _parse_seconds(request.match_info["seconds"])
-    await asyncio.sleep(min(seconds, MAX_DELAY_SECONDS))
+    seconds = parse_float(request.match_info["seconds"], "delay", 0.0, math.inf)
+    await timing.sleep(min(seconds, MAX_DELAY_SECONDS))
     return web.json_response(await echo(request, with_body=True, with_method=False))
-
-
-def _parse_seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        bad_request(f"delay must be a number of seconds, got {text!r}")
-    if not math.isfinite(seconds) or seconds < 0:
-        bad_request(f"delay must be a finite number of seconds >= 0, got {text!r}")
-    return seconds
 
 
 def _parse_status_choices(text: str) -> tuple[list[int], list[float]]:
@@ -224,11 +213,6 @@ async def status(request: web.Request) -> web.Response:
 @routes.get("/redirect/{n}")
 async def redirect(request: web.Request) -> web.Response:
     """Redirects n times (at most 20), then lands on /get."""
-    try:
-        n = int(request.match_info["n"])
-    except ValueError:
-        bad_request(f"n must be a whole number, got {request.match_info['n']!r}")
-    if not 1 <= n <= 20:
-        bad_request(f"n must be between 1 and 20, got {n}")
+    n = path_int(request, "n", 1, 20)
     target = "/get" if n == 1 else f"/redirect/{n - 1}"
     raise web.HTTPFound(target)

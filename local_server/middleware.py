@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .learners import DEFAULT, PerLearner, learner_of
 from .stats import ServerStats
 
 STATS = web.AppKey("stats", ServerStats)
+LEARNER_STATS = web.AppKey("learner_stats", PerLearner[ServerStats])
 
 # The status recorded for a request whose handler was cancelled (the client went away, or
 # the server stopped): nginx's "client closed request". An unexpected error records 500.
@@ -16,15 +18,29 @@ CANCELLED = 499
 UNCOUNTED_PATHS = frozenset({"/stats", "/stats/reset"})
 
 
+def stats_for(request: web.Request) -> ServerStats:
+    """The stats of the request's learner, or the server-wide stats if it names none."""
+    learner = learner_of(request)
+    if learner == DEFAULT:
+        return request.app[STATS]
+    return request.app[LEARNER_STATS].get(learner)
+
+
 @web.middleware
 async def record_stats(request: web.Request, handler: web.Handler) -> web.StreamResponse:
-    """Record the request's connection, start, end and status in the app's ``ServerStats``."""
+    """Record the request in the server-wide stats, and in its learner's if it names one."""
     if request.path in UNCOUNTED_PATHS:
         return await handler(request)
-    stats = request.app[STATS]
+    books = [request.app[STATS]]
+    learner_stats = stats_for(request)
+    if learner_stats is not books[0]:
+        books.append(learner_stats)
     peer = request.transport.get_extra_info("peername") if request.transport else None
     client_port = peer[1] if isinstance(peer, tuple) and len(peer) >= 2 else None
-    request_id = stats.request_started(request.transport, request.method, request.path, client_port)
+    started = [
+        (book, book.request_started(request.transport, request.method, request.path, client_port))
+        for book in books
+    ]
     status = CANCELLED
     try:
         response = await handler(request)
@@ -37,4 +53,5 @@ async def record_stats(request: web.Request, handler: web.Handler) -> web.Stream
         status = 500
         raise
     finally:
-        stats.request_ended(request_id, status)
+        for book, request_id in started:
+            book.request_ended(request_id, status)

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
-from local_server import create_app, httpbin
+from local_server import create_app, httpbin, timing
 
 ECHO_KEYS = {"args", "headers", "origin", "url"}
 BODY_KEYS = ECHO_KEYS | {"data", "files", "form", "json"}
@@ -34,7 +34,7 @@ class FakeSleepAsyncio:
 def fake_sleep(monkeypatch) -> FakeSleepAsyncio:
     """/delay returns at once and records how long it would have slept."""
     fake = FakeSleepAsyncio()
-    monkeypatch.setattr(httpbin, "asyncio", fake)
+    monkeypatch.setattr(timing, "sleep", fake.sleep)
     return fake
 
 

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 import yarl
 
-from local_server import create_app, httpbin, start_server
+from local_server import create_app, start_server, timing
 
 
 async def assert_json_error(resp: aiohttp.ClientResponse, status: int) -> dict[str, str]:
@@ -41,7 +41,7 @@ def no_sleep(monkeypatch) -> None:
         async def sleep(self, seconds):
             pass
 
-    monkeypatch.setattr(httpbin, "asyncio", Asyncio())
+    monkeypatch.setattr(timing, "sleep", Asyncio().sleep)
 
 
 # --- bodies ----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import threading
 
 import aiohttp
 
-from local_server import ServerStats, create_app, httpbin
+from local_server import ServerStats, create_app, timing
 from local_server import stats as stats_module
 
 
@@ -219,7 +219,7 @@ class Barrier:
 
 async def test_max_in_flight_with_concurrent_delays(server_client, server_stats, monkeypatch):
     barrier = Barrier()
-    monkeypatch.setattr(httpbin, "asyncio", barrier)
+    monkeypatch.setattr(timing, "sleep", barrier.sleep)
     tasks = [asyncio.ensure_future(server_client.get("/delay/1")) for _ in range(4)]
     try:
         for _ in range(500):  # at most 5 s for the four requests to arrive
