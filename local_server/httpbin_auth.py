@@ -1,4 +1,6 @@
-"""httpbin-compatible cookies and authentication: /cookies, /basic-auth, /bearer, /response-headers, /user-agent, /ip."""
+"""httpbin-compatible cookies and authentication: /cookies, /basic-auth, /bearer, /response-
+headers, /user-agent, /ip.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""WebSocket endpoints: echo, broadcast chat, server push, server-initiated close, and a peer that stops answering pings."""
+"""WebSocket endpoints: echo, broadcast chat, server push, server-initiated close, and a peer that
+stops answering pings.
+"""
 
 from __future__ import annotations
 
