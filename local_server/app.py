@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import random
 
 from aiohttp import web
@@ -60,8 +61,34 @@ def endpoint_index(app: web.Application) -> list[dict[str, str]]:
 
 
 async def index(request: web.Request) -> web.Response:
-    """This list of endpoints."""
-    return web.json_response({"endpoints": endpoint_index(request.app)})
+    """This list of endpoints: JSON, or an HTML page for a browser."""
+    endpoints = endpoint_index(request.app)
+    if _prefers_html(request.headers.get("Accept", "")):
+        return web.Response(text=_index_html(endpoints), content_type="text/html")
+    return web.json_response({"endpoints": endpoints})
+
+
+def _prefers_html(accept: str) -> bool:
+    """A browser asks for text/html first; aiohttp and curl send */* or application/json."""
+    first = accept.split(",")[0].split(";")[0].strip().lower()
+    return first in {"text/html", "application/xhtml+xml"}
+
+
+def _index_html(endpoints: list[dict[str, str]]) -> str:
+    rows = "\n".join(
+        f"<tr><td>{html.escape(e['methods'])}</td><td><code>{html.escape(e['path'])}</code>"
+        f"</td><td>{html.escape(e['description'])}</td></tr>"
+        for e in endpoints
+    )
+    return (
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\">"
+        "<title>aiohttp course server</title></head><body>\n"
+        "<h1>aiohttp course server</h1>\n"
+        "<p>Send <code>X-Learner: your-name</code> to keep your own counters.</p>\n"
+        "<table border=\"1\" cellpadding=\"4\">\n"
+        "<tr><th>methods</th><th>path</th><th>what it does</th></tr>\n"
+        f"{rows}\n</table>\n</body></html>\n"
+    )
 
 
 async def stats_view(request: web.Request) -> web.Response:
