@@ -27,7 +27,9 @@ MAX_LEARNERS = 256
 
 def learner_of(request: web.Request) -> str:
     """The learner a request belongs to, or ``DEFAULT``; a malformed name is a 400."""
-    name = request.headers.get(HEADER) or request.query.get(QUERY)
+    name = request.headers.get(HEADER)
+    if not name and QUERY in request.query_string:  # parse the query only when it may help
+        name = request.query.get(QUERY)
     if name is None:
         return DEFAULT
     if not VALID.fullmatch(name):

@@ -31,16 +31,14 @@ async def record_stats(request: web.Request, handler: web.Handler) -> web.Stream
     """Record the request in the server-wide stats, and in its learner's if it names one."""
     if request.path in UNCOUNTED_PATHS:
         return await handler(request)
-    books = [request.app[STATS]]
+    server_wide = request.app[STATS]
     learner_stats = stats_for(request)
-    if learner_stats is not books[0]:
-        books.append(learner_stats)
-    peer = request.transport.get_extra_info("peername") if request.transport else None
+    books = (server_wide,) if learner_stats is server_wide else (server_wide, learner_stats)
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
     client_port = peer[1] if isinstance(peer, tuple) and len(peer) >= 2 else None
-    started = [
-        (book, book.request_started(request.transport, request.method, request.path, client_port))
-        for book in books
-    ]
+    method, path = request.method, request.path
+    started = [(book, book.request_started(transport, method, path, client_port)) for book in books]
     status = CANCELLED
     try:
         response = await handler(request)
