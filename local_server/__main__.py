@@ -79,6 +79,7 @@ def announce(app: web.Application, host: str, port: int) -> None:
     """Print the server's URL and its endpoints."""
     shown_host = f"[{host}]" if ":" in host else host
     print(f"Course server on http://{shown_host}:{port}  (Ctrl-C to stop)")
+    print("  Each learner sends the header 'X-Learner: <name>' to keep their own counters.")
     for entry in endpoint_index(app):
         print(f"  {entry['methods']:<28} {entry['path']:<26} {entry['description']}")
     sys.stdout.flush()

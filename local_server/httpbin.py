@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 from multidict import MultiDictProxy
+from yarl import URL
 
 from . import timing
 from .errors import bad_request
@@ -124,8 +125,13 @@ async def echo(request: web.Request, *, with_body: bool, with_method: bool) -> d
 
 
 def _url(request: web.Request) -> str:
+    return str(request_url(request))
+
+
+def request_url(request: web.Request) -> URL:
+    """The request's absolute URL; a 400 if its Host header is not a valid host[:port]."""
     try:
-        return str(request.url)
+        return request.url
     except ValueError:  # a Host header that is not a host[:port] (UnicodeError is a ValueError)
         bad_request(f"the Host header is not a valid host[:port]: {request.host!r}")
 
@@ -216,3 +222,36 @@ async def redirect(request: web.Request) -> web.Response:
     n = path_int(request, "n", 1, 20)
     target = "/get" if n == 1 else f"/redirect/{n - 1}"
     raise web.HTTPFound(target)
+
+
+# --- OPTIONS (CORS preflight) ----------------------------------------------------------------
+
+CORS_MAX_AGE_SECONDS = 3600
+
+
+@web.middleware
+async def options_preflight(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """OPTIONS on a route that has no OPTIONS handler: 200 with Allow and CORS headers.
+
+    It only replaces the router's 405 for OPTIONS, so every other method keeps its 405 (and
+    its exact ``Allow``), and routes that accept any method (/anything) still echo OPTIONS.
+    """
+    exception = request.match_info.http_exception
+    if request.method != "OPTIONS" or not isinstance(exception, web.HTTPMethodNotAllowed):
+        return await handler(request)
+    methods = ", ".join(sorted({*exception.allowed_methods, "OPTIONS"}))
+    headers = {
+        "Allow": methods,
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Allow-Methods": methods,
+        "Access-Control-Max-Age": str(CORS_MAX_AGE_SECONDS),
+    }
+    requested = request.headers.get("Access-Control-Request-Headers")
+    if requested is not None:
+        headers["Access-Control-Allow-Headers"] = requested
+    return web.Response(status=200, headers=headers)
+
+
+def setup(app: web.Application) -> None:
+    """Answer OPTIONS (CORS preflight) on every route, as httpbin does."""
+    app.middlewares.append(options_preflight)

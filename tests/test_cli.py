@@ -37,6 +37,8 @@ class Cli:
         match = URL_LINE.fullmatch(first.rstrip("\n"))
         assert match, f"unexpected first line: {first!r}"
         self.url, self.host, self.port = match.group(1), match.group(2), int(match.group(3))
+        learner_line = (await asyncio.wait_for(self.proc.stdout.readline(), TIMEOUT)).decode()
+        assert "X-Learner" in learner_line, learner_line
         for _ in endpoint_index(create_app()):
             line = await asyncio.wait_for(self.proc.stdout.readline(), TIMEOUT)
             self.index_lines.append(line.decode().rstrip("\n"))
