@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import signal
 import sys
 
 from aiohttp import web
@@ -62,15 +63,21 @@ def main(argv: list[str] | None = None) -> None:
 async def serve(app: web.Application, host: str, port: int) -> None:
     """Serve ``app`` until Ctrl-C (or SIGTERM), announcing the port actually bound.
 
-    ``web.run_app`` would announce before it binds, so ``--port 0`` would print port 0.
+    ``web.run_app`` would announce before it binds, so ``--port 0`` would print port 0. The
+    signals only set an event, so cleanup runs before any task is cancelled and connected
+    WebSocket clients get a proper close (1001) instead of a dropped connection.
     """
-    runner = web.AppRunner(app, access_log=None, handle_signals=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stop.set)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
         announce(app, host, site.port)
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await runner.cleanup()
 

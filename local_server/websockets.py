@@ -3,27 +3,35 @@ stops answering pings.
 
 Connect with ``session.ws_connect(url)``. Every endpoint checks its query parameters *before*
 the upgrade, so a bad value (or a plain HTTP request without ``Upgrade: websocket``) gets the
-usual JSON 400 ``{"error", "detail"}`` and the client's ``ws_connect`` raises
+usual JSON 400 ``{"error", "detail"}``, and ``ws_connect`` raises
 ``aiohttp.WSServerHandshakeError`` with ``status == 400``.
 
-==========================================  ==================================================
-``/ws/echo``                                text back as text, binary as binary (so JSON text
-                                            round-trips with ``send_json``/``receive_json``);
-                                            the text ``close`` closes with 1000; messages up
-                                            to 1 MiB (larger: closed with 1009)
-``/ws/chat?name=N&room=R``                  broadcast chat in a room of the caller's learner
-                                            namespace; at most 20 clients a room (then 409)
-``/ws/push?count=N&interval=S``             N (≤ 1000) JSON messages ``{"seq", "count"}``,
-                                            S (≤ 10) seconds apart, then close 1000
-``/ws/close?code=C&reason=R&after=S``       the server closes with code C and reason R after
-                                            S (≤ 10) seconds
-``/ws/silent``                              never answers pings or sends anything: a dead peer
-                                            for a client's ``heartbeat=``
-``/ws/ticks?interval=S``                    a tick every S seconds while echoing what it gets
-==========================================  ==================================================
+=====================================  =======================================================
+``/ws/echo``                           text back as text, binary as binary (JSON text comes
+                                       back unchanged, so ``send_json``/``receive_json``
+                                       round-trip); the text ``close`` makes the server close
+                                       with 1000; messages up to 1 MiB (larger: closed, 1009)
+``/ws/chat?name=N&room=R``             broadcast chat: each text goes to every *other* member
+                                       as ``{"type": "message", "from", "text"}``, with
+                                       ``welcome``/``join``/``leave`` notices; rooms are per
+                                       learner namespace (``X-Learner``); at most 20 members
+                                       (then 409); messages up to 64 KiB
+``/ws/push?count=N&interval=S``        N (0-1000, default 10) JSON messages ``{"seq", "count"}``
+                                       (seq 1..N), S (0-10, default 0.1) seconds apart, then
+                                       close 1000; stops at once if the client leaves
+``/ws/close?code=C&reason=R&after=S``  the server closes with code C (1000, 1001, 1003,
+                                       1007-1011, 3000-4999; default 1000) and reason R (at
+                                       most 123 bytes of UTF-8) after S (0-10) seconds
+``/ws/silent``                         never answers pings (``autoping=False``) and never
+                                       sends: a dead peer for a client's ``heartbeat=``
+``/ws/ticks?interval=S``               ``{"type": "tick", "seq"}`` every S (0.01-10, default
+                                       1) seconds while answering each text with
+                                       ``{"type": "echo", "text"}`` (binary echoed as is);
+                                       after 1000 ticks, close 1000
+=====================================  =======================================================
 
-When the server stops, every open WebSocket is closed with 1001 (going away) first, so a
-shutdown never waits on connected clients.
+When the server stops, every open WebSocket is closed with 1001 (going away) first, each within
+a quarter of a second, so a shutdown never waits on connected clients.
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ ECHO_MAX_MESSAGE_BYTES = 1024 * 1024
 SMALL_MAX_MESSAGE_BYTES = 64 * 1024
 # How long the server's own ``close()`` waits for the client's answering close frame.
 CLOSE_HANDSHAKE_SECONDS = 2.0
-# How long the shutdown hook waits for each socket's close before dropping the connection.
+# At shutdown, how long each socket's close may wait for the client before the connection drops.
 SHUTDOWN_CLOSE_SECONDS = 0.25
 
 MAX_PUSH_COUNT = 1000
@@ -57,46 +65,129 @@ MAX_INTERVAL_SECONDS = 10.0
 MIN_TICK_SECONDS = 0.01
 MAX_TICKS = 1000
 MAX_CLOSE_AFTER_SECONDS = 10.0
-# A close frame's payload is at most 125 bytes: the 2-byte code and the reason.
+# A close frame's payload is at most 125 bytes: the 2-byte code, then the reason.
 MAX_REASON_BYTES = 123
 
-MAX_CHAT_CLIENTS = 20
+MAX_CHAT_MEMBERS = 20
 MAX_NAME_CHARS = 32
 DEFAULT_ROOM = "lobby"
 ROOM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
-# Close codes a client may ask /ws/close for: the ones an endpoint may send (RFC 6455 §7.4.1,
-# not 1002, which is for protocol errors, nor 1004-1006, 1015, which must never be sent) plus
-# the registered (3000-3999) and private (4000-4999) ranges.
+# The codes /ws/close may send: those RFC 6455 (section 7.4.1) lets an endpoint send, except
+# 1002, which is for protocol errors, plus the registered (3000-3999) and private (4000-4999)
+# ranges. 1004-1006 and 1015 must never appear in a close frame.
 SENDABLE_CLOSE_CODES = frozenset({1000, 1001, 1003, *range(1007, 1012), *range(3000, 5000)})
+
+OnData = Callable[[WSMessage], Awaitable[None]]
+
+
+class Conversation:
+    """One open server-side WebSocket and the task that reads what its client sends.
+
+    Reading happens in one task for the socket's whole life, so a client's close or
+    disconnect is noticed even while the handler is busy sending or waiting.
+    """
+
+    def __init__(self, ws: web.WebSocketResponse, on_data: OnData | None) -> None:
+        self.ws = ws
+        self.reader = asyncio.ensure_future(_receive_until_closed(ws, on_data))
+        self.going_away = False
+        self.finished = asyncio.get_running_loop().create_future()
+
+    def go_away(self) -> None:
+        """Stop reading because the server is shutting down; the handler then closes (1001)."""
+        self.going_away = True
+        self.reader.cancel()
+
+    async def until(self, job: Coroutine[Any, Any, None] | None = None) -> bool:
+        """Wait until the client leaves or the server shuts down, or until ``job`` is done.
+
+        True if ``job`` finished first (reading stops then, so that the handler's ``close()``
+        can read the client's answering close frame itself). Otherwise ``job`` is cancelled at
+        once: sending stops promptly when nobody listens.
+        """
+        if job is None:
+            await asyncio.wait({self.reader})
+            _raise_unexpected(self.reader)
+            return False
+        job_task = asyncio.ensure_future(job)
+        try:
+            await asyncio.wait({job_task, self.reader}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            job_task.cancel()
+            self.reader.cancel()
+            await asyncio.wait({job_task, self.reader})
+        _raise_unexpected(self.reader)
+        if job_task.cancelled() or isinstance(job_task.exception(), ConnectionResetError):
+            return False
+        job_task.result()  # an unexpected error in the job is a bug: let it be seen
+        return True
+
+    async def finish(self) -> None:
+        """Stop reading, then close: with 1001, briefly, if the server is shutting down."""
+        self.reader.cancel()
+        await asyncio.wait({self.reader})
+        if not self.reader.cancelled():
+            self.reader.exception()  # retrieved here; until() already raised a bug it carries
+        if self.going_away:
+            with contextlib.suppress(asyncio.TimeoutError, ConnectionResetError):
+                await asyncio.wait_for(
+                    self.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down"),
+                    SHUTDOWN_CLOSE_SECONDS,
+                )
+        else:
+            await self.ws.close()  # does nothing if the socket is closed already
+
+
+class OpenSockets:
+    """The app's open WebSockets, and whether the server has started shutting down."""
+
+    def __init__(self) -> None:
+        self.conversations: set[Conversation] = set()
+        self.shutting_down = False
+
+    def add(self, conversation: Conversation) -> None:
+        self.conversations.add(conversation)
+        if self.shutting_down:  # upgraded while the shutdown hook ran: leave at once
+            conversation.go_away()
+
+    async def close_all(self) -> None:
+        """Close every open WebSocket with 1001, and wait (briefly) until they are closed."""
+        self.shutting_down = True
+        conversations = list(self.conversations)
+        for conversation in conversations:
+            conversation.go_away()
+        if conversations:
+            await asyncio.wait(
+                {c.finished for c in conversations}, timeout=SHUTDOWN_CLOSE_SECONDS + 0.25
+            )
+
 
 ChatRoom = dict[web.WebSocketResponse, str]
 
-OPEN_SOCKETS = web.AppKey("websockets_open", set[web.WebSocketResponse])
+OPEN_SOCKETS = web.AppKey("websockets_open", OpenSockets)
 CHAT_ROOMS = web.AppKey("websockets_chat_rooms", dict[tuple[str, str], ChatRoom])
 
 
 def setup(app: web.Application) -> None:
     """Track open WebSockets and chat rooms; close every socket with 1001 at shutdown."""
-    app[OPEN_SOCKETS] = set()
+    app[OPEN_SOCKETS] = OpenSockets()
     app[CHAT_ROOMS] = {}
     app.on_shutdown.append(close_all)
 
 
 async def close_all(app: web.Application) -> None:
-    """Close every open WebSocket with 1001 (going away), each within a short time limit."""
-    sockets = list(app[OPEN_SOCKETS])
-    await asyncio.gather(*(_going_away(ws) for ws in sockets), return_exceptions=True)
-
-
-async def _going_away(ws: web.WebSocketResponse) -> None:
-    await asyncio.wait_for(
-        ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down"),
-        SHUTDOWN_CLOSE_SECONDS,
-    )
+    """The on_shutdown hook: close every open WebSocket with 1001 (going away)."""
+    await app[OPEN_SOCKETS].close_all()
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _raise_unexpected(task: asyncio.Future[None]) -> None:
+    """Re-raise what ``task`` (done) raised, unless it was cancelled."""
+    if not task.cancelled():
+        task.result()
 
 
 async def _upgrade(request: web.Request, ws: web.WebSocketResponse) -> None:
@@ -104,8 +195,7 @@ async def _upgrade(request: web.Request, ws: web.WebSocketResponse) -> None:
     try:
         await ws.prepare(request)
     except web.HTTPBadRequest as exc:
-        upgrade = request.headers.get("Upgrade", "")
-        if upgrade.strip().lower() != "websocket":
+        if request.headers.get("Upgrade", "").strip().lower() != "websocket":
             why = "this request has no 'Upgrade: websocket' header"
         else:
             why = f"the handshake is invalid ({(exc.text or '').splitlines()[0]})"
@@ -117,84 +207,55 @@ async def _upgrade(request: web.Request, ws: web.WebSocketResponse) -> None:
 
 @contextlib.asynccontextmanager
 async def _serving(
-    request: web.Request, ws: web.WebSocketResponse
-) -> AsyncIterator[web.WebSocketResponse]:
-    """Upgrade, keep ``ws`` among the open sockets while the body runs, close it at the end.
+    request: web.Request, ws: web.WebSocketResponse, on_data: OnData | None = None
+) -> AsyncIterator[Conversation]:
+    """Upgrade, read in the background (passing data messages to ``on_data``), close at the end.
 
-    A client that vanishes mid-send (``ConnectionResetError``) ends the body quietly: a client
-    leaving is not a server error.
+    A client that vanishes while the server sends (``ConnectionResetError``) ends the body
+    quietly: a client leaving is not a server error.
     """
     await _upgrade(request, ws)
     sockets = request.app[OPEN_SOCKETS]
-    sockets.add(ws)
+    conversation = Conversation(ws, on_data)
+    sockets.add(conversation)
     try:
-        yield ws
-        await ws.close()  # does nothing if the body closed it already
-    except ConnectionResetError:
-        pass
+        try:
+            yield conversation
+        except ConnectionResetError:
+            pass
+        except BaseException:
+            conversation.reader.cancel()
+            raise
+        await conversation.finish()
     finally:
-        sockets.discard(ws)
+        sockets.conversations.discard(conversation)
+        conversation.finished.set_result(None)
 
 
 def _new_socket(
-    max_msg_size: int = SMALL_MAX_MESSAGE_BYTES, **options: Any
+    max_message_bytes: int = SMALL_MAX_MESSAGE_BYTES, **options: Any
 ) -> web.WebSocketResponse:
+    """A server-side WebSocket that accepts messages of up to ``max_message_bytes``."""
     return web.WebSocketResponse(
-        timeout=CLOSE_HANDSHAKE_SECONDS, max_msg_size=max_msg_size, **options
+        timeout=CLOSE_HANDSHAKE_SECONDS,
+        # aiohttp 3.14 rejects a message whose size *equals* max_msg_size (1009), hence + 1.
+        max_msg_size=max_message_bytes + 1,
+        **options,
     )
 
 
-def _is_data(msg: WSMessage) -> bool:
-    return msg.type in (WSMsgType.TEXT, WSMsgType.BINARY)
-
-
-async def _receive_until_closed(
-    ws: web.WebSocketResponse, on_data: Callable[[WSMessage], Awaitable[None]] | None = None
-) -> None:
+async def _receive_until_closed(ws: web.WebSocketResponse, on_data: OnData | None) -> None:
     """Read until the client closes or the connection ends, passing data messages to ``on_data``.
 
-    Ping, pong and error messages are not passed on. After an error (a message over the size
-    limit, say) aiohttp has already closed the socket, so the loop ends too.
+    Ping and pong are not passed on. After an error (a message over the size limit, say)
+    aiohttp has already closed the socket, so reading ends too.
     """
-    async for msg in ws:
-        if msg.type is WSMsgType.ERROR:
-            return
-        if on_data is not None and _is_data(msg):
-            await on_data(msg)
-
-
-async def _while_connected(
-    ws: web.WebSocketResponse,
-    job: Coroutine[Any, Any, None],
-    on_data: Callable[[WSMessage], Awaitable[None]] | None = None,
-) -> bool:
-    """Run ``job`` while reading what the client sends; True if ``job`` finished first.
-
-    If the client leaves (or the socket is closed at shutdown) first, ``job`` is cancelled at
-    once and the answer is False: sending stops promptly when nobody listens.
-    """
-    job_task = asyncio.ensure_future(job)
-    reader = asyncio.ensure_future(_receive_until_closed(ws, on_data))
-    try:
-        await asyncio.wait({job_task, reader}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (job_task, reader):
-            task.cancel()
-        results = await asyncio.gather(job_task, reader, return_exceptions=True)
-    for result in results:
-        if isinstance(result, ConnectionResetError):
-            return False
-        if isinstance(result, Exception):
-            raise result
-    return not job_task.cancelled()
-
-
-async def _send_json_quietly(ws: web.WebSocketResponse, text: str) -> None:
-    """Send JSON ``text`` to one peer; a peer that is leaving is skipped (its handler tidies up)."""
-    if ws.closed:
-        return
-    with contextlib.suppress(ConnectionResetError):
-        await ws.send_str(text)
+    with contextlib.suppress(ConnectionResetError):  # the client vanished while we answered
+        async for msg in ws:
+            if msg.type is WSMsgType.ERROR:
+                return
+            if on_data is not None and msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                await on_data(msg)
 
 
 # --- /ws/echo --------------------------------------------------------------------------------
@@ -202,19 +263,19 @@ async def _send_json_quietly(ws: web.WebSocketResponse, text: str) -> None:
 
 @routes.get("/ws/echo")
 async def ws_echo(request: web.Request) -> web.WebSocketResponse:
-    """WebSocket echo: text, JSON and binary back unchanged; "close" closes (1000); ≤ 1 MiB."""
-    ws = _new_socket(max_msg_size=ECHO_MAX_MESSAGE_BYTES)
-    async with _serving(request, ws):
-        async for msg in ws:
-            if msg.type is WSMsgType.TEXT:
-                if msg.data == "close":
-                    await ws.close(code=WSCloseCode.OK, message=b"closed on request")
-                    break
-                await ws.send_str(msg.data)
-            elif msg.type is WSMsgType.BINARY:
-                await ws.send_bytes(msg.data)
-            elif msg.type is WSMsgType.ERROR:
-                break
+    """WebSocket echo: text, JSON, binary sent back; text "close" closes 1000; ≤ 1 MiB."""
+    ws = _new_socket(ECHO_MAX_MESSAGE_BYTES)
+
+    async def echo(msg: WSMessage) -> None:
+        if msg.type is WSMsgType.BINARY:
+            await ws.send_bytes(msg.data)
+        elif msg.data == "close":
+            await ws.close(code=WSCloseCode.OK, message=b"closed on request")
+        else:
+            await ws.send_str(msg.data)
+
+    async with _serving(request, ws, echo) as conversation:
+        await conversation.until()
     return ws
 
 
@@ -237,58 +298,72 @@ def _chat_room_name(request: web.Request) -> str:
     return room
 
 
-def _join(request: web.Request, key: tuple[str, str], ws: web.WebSocketResponse, name: str) -> None:
-    """Reserve a place in the room before the upgrade, or answer 409 if the room is full."""
-    room = request.app[CHAT_ROOMS].setdefault(key, {})
-    if len(room) >= MAX_CHAT_CLIENTS:
+def _join(app: web.Application, key: tuple[str, str], ws: web.WebSocketResponse, name: str) -> None:
+    """Take a place in the room (before the upgrade), or answer 409 if the room is full."""
+    room = app[CHAT_ROOMS].setdefault(key, {})
+    if len(room) >= MAX_CHAT_MEMBERS:
         raise web.HTTPConflict(
-            text=f"chat room {key[1]!r} is full ({MAX_CHAT_CLIENTS} clients); try another room="
+            text=f"chat room {key[1]!r} is full ({MAX_CHAT_MEMBERS} members); try another room="
         )
     room[ws] = name
 
 
-def _leave(request: web.Request, key: tuple[str, str], ws: web.WebSocketResponse) -> None:
-    rooms = request.app[CHAT_ROOMS]
+def _leave(app: web.Application, key: tuple[str, str], ws: web.WebSocketResponse) -> None:
+    rooms = app[CHAT_ROOMS]
     room = rooms.get(key, {})
     room.pop(ws, None)
     if not room:
         rooms.pop(key, None)
 
 
+def _count(room: ChatRoom) -> int:
+    """How many members have joined (a member is counted once its upgrade is done)."""
+    return sum(1 for ws in room if ws.prepared)
+
+
+async def _send_quietly(ws: web.WebSocketResponse, text: str) -> None:
+    """Send ``text`` to one member; one that is leaving is skipped (its own handler tidies up)."""
+    if not ws.closed:
+        with contextlib.suppress(ConnectionResetError):
+            await ws.send_str(text)
+
+
 async def _tell_others(room: ChatRoom, me: web.WebSocketResponse, payload: dict[str, Any]) -> None:
-    """Send ``payload`` to every member of the room but ``me`` that has finished joining."""
+    """Send ``payload`` as JSON to every member of the room but ``me`` that has joined."""
     text = json.dumps(payload)
-    peers = [ws for ws in room if ws is not me and ws.prepared]
-    await asyncio.gather(*(_send_json_quietly(ws, text) for ws in peers))
+    members = [ws for ws in room if ws is not me and ws.prepared]
+    await asyncio.gather(*(_send_quietly(ws, text) for ws in members))
 
 
 @routes.get("/ws/chat")
 async def ws_chat(request: web.Request) -> web.WebSocketResponse:
-    """WebSocket chat: ?name= (and ?room=) per learner; text goes to the others; ≤ 20 a room."""
+    """WebSocket chat room (?name=, ?room=, per learner): texts go to the others; ≤ 20."""
     name = _chat_name(request)
     key = (learner_of(request), _chat_room_name(request))
     ws = _new_socket()
-    _join(request, key, ws, name)
+    _join(request.app, key, ws, name)
     room = request.app[CHAT_ROOMS][key]
+
+    async def relay(msg: WSMessage) -> None:
+        if msg.type is WSMsgType.TEXT:
+            await _tell_others(room, ws, {"type": "message", "from": name, "text": msg.data})
+        else:
+            await ws.send_json({"type": "error", "detail": "chat messages must be text"})
+
     try:
-        async with _serving(request, ws):
-            others = [other for peer, other in room.items() if peer is not ws and peer.prepared]
-            await ws.send_json({"type": "welcome", "room": key[1], "name": name, "members": others})
-            await _tell_others(room, ws, {"type": "join", "name": name, "members": len(room)})
-
-            async def relay(msg: WSMessage) -> None:
-                if msg.type is WSMsgType.TEXT:
-                    await _tell_others(
-                        room, ws, {"type": "message", "from": name, "text": msg.data}
-                    )
-                else:
-                    await ws.send_json({"type": "error", "detail": "chat messages must be text"})
-
-            await _receive_until_closed(ws, relay)
-            room.pop(ws, None)
-            await _tell_others(room, ws, {"type": "leave", "name": name, "members": len(room)})
+        async with _serving(request, ws, relay) as conversation:
+            members = [n for member, n in room.items() if member is not ws and member.prepared]
+            await ws.send_json(
+                {"type": "welcome", "room": key[1], "name": name, "members": members}
+            )
+            await _tell_others(room, ws, {"type": "join", "name": name, "members": _count(room)})
+            await conversation.until()
     finally:
-        _leave(request, key, ws)
+        _leave(request.app, key, ws)
+        # Said here rather than in the body: a server made with handler_cancellation=True (as
+        # aiohttp's test server is) cancels the handler once its client has disconnected.
+        if ws.prepared and not request.app[OPEN_SOCKETS].shutting_down:
+            await _tell_others(room, ws, {"type": "leave", "name": name, "members": _count(room)})
     return ws
 
 
@@ -304,12 +379,12 @@ async def _push(ws: web.WebSocketResponse, count: int, interval: float) -> None:
 
 @routes.get("/ws/push")
 async def ws_push(request: web.Request) -> web.WebSocketResponse:
-    """WebSocket push: ?count=N (≤ 1000) JSON {"seq"} every ?interval= s (≤ 10), then 1000."""
+    """WebSocket push: ?count= (≤ 1000) {"seq"} messages ?interval= s apart, then 1000."""
     count = query_int(request, "count", 10, 0, MAX_PUSH_COUNT)
     interval = query_float(request, "interval", 0.1, 0.0, MAX_INTERVAL_SECONDS)
     ws = _new_socket()
-    async with _serving(request, ws):
-        if await _while_connected(ws, _push(ws, count, interval)):
+    async with _serving(request, ws) as conversation:
+        if await conversation.until(_push(ws, count, interval)):
             await ws.close(code=WSCloseCode.OK, message=b"push complete")
     return ws
 
@@ -336,13 +411,13 @@ def _close_reason(request: web.Request) -> bytes:
 
 @routes.get("/ws/close")
 async def ws_close(request: web.Request) -> web.WebSocketResponse:
-    """WebSocket closed by the server with ?code= and ?reason= after ?after= seconds (≤ 10)."""
+    """WebSocket closed by the server with ?code= and ?reason= after ?after= s (≤ 10)."""
     code = _close_code(request)
     reason = _close_reason(request)
     after = query_float(request, "after", 0.0, 0.0, MAX_CLOSE_AFTER_SECONDS)
     ws = _new_socket()
-    async with _serving(request, ws):
-        if await _while_connected(ws, timing.sleep(after)):
+    async with _serving(request, ws) as conversation:
+        if await conversation.until(timing.sleep(after)):
             await ws.close(code=code, message=reason)
     return ws
 
@@ -352,10 +427,10 @@ async def ws_close(request: web.Request) -> web.WebSocketResponse:
 
 @routes.get("/ws/silent")
 async def ws_silent(request: web.Request) -> web.WebSocketResponse:
-    """WebSocket peer that never answers pings or sends: a dead peer for heartbeat= to find."""
-    ws = _new_socket(autoping=False)
-    async with _serving(request, ws):
-        await _receive_until_closed(ws)  # pings arrive here and are dropped: no pong goes back
+    """WebSocket peer that never answers pings or sends: for heartbeat= to catch."""
+    ws = _new_socket(autoping=False)  # pings reach the reader, which drops them: no pong
+    async with _serving(request, ws) as conversation:
+        await conversation.until()
     return ws
 
 
@@ -370,7 +445,7 @@ async def _tick(ws: web.WebSocketResponse, interval: float) -> None:
 
 @routes.get("/ws/ticks")
 async def ws_ticks(request: web.Request) -> web.WebSocketResponse:
-    """WebSocket ticks every ?interval= s (0.01-10) while echoing you; 1000 ticks, then 1000."""
+    """WebSocket ticks every ?interval= s (0.01-10), echoing you meanwhile; ≤ 1000."""
     interval = query_float(request, "interval", 1.0, MIN_TICK_SECONDS, MAX_INTERVAL_SECONDS)
     ws = _new_socket()
 
@@ -380,7 +455,7 @@ async def ws_ticks(request: web.Request) -> web.WebSocketResponse:
         else:
             await ws.send_bytes(msg.data)
 
-    async with _serving(request, ws):
-        if await _while_connected(ws, _tick(ws, interval), echo):
+    async with _serving(request, ws, echo) as conversation:
+        if await conversation.until(_tick(ws, interval)):
             await ws.close(code=WSCloseCode.OK, message=b"tick limit reached")
     return ws

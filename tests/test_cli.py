@@ -198,3 +198,17 @@ async def test_a_busy_port_ends_with_a_clear_message_not_a_traceback():
     assert f"Cannot listen on 127.0.0.1:{port}" in err.decode()
     assert "--port 0" in err.decode()
     assert "Traceback" not in err.decode()
+
+
+async def test_ctrl_c_closes_connected_websockets_with_going_away(run_cli):
+    cli = await run_cli("--port", "0")
+    async with aiohttp.ClientSession() as session, session.ws_connect(cli.url + "/ws/echo") as ws:
+        receiving = asyncio.ensure_future(ws.receive())
+        await asyncio.sleep(0.05)
+        cli.proc.send_signal(signal.SIGINT)
+        message = await asyncio.wait_for(receiving, TIMEOUT)
+    assert message.type == aiohttp.WSMsgType.CLOSE
+    assert message.data == aiohttp.WSCloseCode.GOING_AWAY
+    _, err = await asyncio.wait_for(cli.proc.communicate(), TIMEOUT)
+    assert cli.proc.returncode == 0
+    assert "Traceback" not in err.decode()
