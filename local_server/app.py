@@ -30,7 +30,9 @@ def create_app(
     ``seed`` makes the random choices (``/status/200:0.5,500:0.5``) repeatable; ``max_body``
     bounds every request body (a larger one gets a JSON 413).
     """
-    app = web.Application(middlewares=[json_errors, record_stats], client_max_size=max_body)
+    # Outermost first: errors become JSON, every request is counted, OPTIONS gets CORS answers.
+    middlewares = [json_errors, record_stats, httpbin.options_preflight]
+    app = web.Application(middlewares=middlewares, client_max_size=max_body)
     app[STATS] = stats if stats is not None else ServerStats()
     app[LEARNER_STATS] = PerLearner(ServerStats)
     app[RANDOM] = random.Random(seed)

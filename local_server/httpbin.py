@@ -250,8 +250,3 @@ async def options_preflight(request: web.Request, handler: web.Handler) -> web.S
     if requested is not None:
         headers["Access-Control-Allow-Headers"] = requested
     return web.Response(status=200, headers=headers)
-
-
-def setup(app: web.Application) -> None:
-    """Answer OPTIONS (CORS preflight) on every route, as httpbin does."""
-    app.middlewares.append(options_preflight)

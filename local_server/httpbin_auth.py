@@ -103,7 +103,7 @@ async def cookies_set_one(request: web.Request) -> web.Response:
 
 @routes.get("/cookies/delete")
 async def cookies_delete(request: web.Request) -> web.Response:
-    """Expires the cookies named in the query (?a&b, at most 20), then redirects to /cookies."""
+    """Expires the cookies named in ?a&b (at most 20), then redirects to /cookies."""
     names = list(dict.fromkeys(request.query.keys()))
     if len(names) > MAX_COOKIES:
         bad_request(f"at most {MAX_COOKIES} cookies at a time, got {len(names)}")
@@ -167,7 +167,7 @@ async def basic_auth(request: web.Request) -> web.Response:
 
 @routes.get("/hidden-basic-auth/{user}/{passwd}")
 async def hidden_basic_auth(request: web.Request) -> web.Response:
-    """Like /basic-auth, but answers 404 (no challenge) when the credentials are wrong."""
+    """Like /basic-auth, but a wrong login gets a 404 with no challenge."""
     if not _basic_auth_ok(request):
         raise web.HTTPNotFound(text="not found (or wrong credentials: this one does not say)")
     return web.json_response({"authenticated": True, "user": request.match_info["user"]})
@@ -209,24 +209,23 @@ def _headers_body(headers: CIMultiDict[str]) -> bytes:
 
     The body's length appears in the body, so iterate until it no longer changes.
     """
-    length = 0
-    while True:
+    body = b""
+    for _ in range(10):  # settles in two or three rounds: only the digit count can change
         shown: CIMultiDict[str] = CIMultiDict(headers)
-        shown["Content-Length"] = str(length)
-        body = json.dumps(_multi_to_json(shown), indent=2).encode() + b"\n"
-        if len(body) == length:
-            return body
-        length = len(body)
+        shown["Content-Length"] = str(len(body))
+        previous, body = body, json.dumps(_multi_to_json(shown), indent=2).encode() + b"\n"
+        if len(body) == len(previous):
+            break
+    return body
 
 
 @routes.get("/response-headers")
 @routes.post("/response-headers")
 async def response_headers(request: web.Request) -> web.Response:
-    """Sets the response headers given as ?Name=value (at most 20) and echoes them as JSON."""
+    """Sets response headers from ?Name=value (at most 20) and echoes them as JSON."""
     chosen = _chosen_headers(request)
     headers: CIMultiDict[str] = CIMultiDict({"Content-Type": "application/json"})
     if "Content-Type" in chosen:  # the caller's Content-Type replaces ours
         del headers["Content-Type"]
     headers.extend(chosen)
     return web.Response(body=_headers_body(headers), headers=headers)
-
