@@ -26,7 +26,7 @@ routes = web.RouteTableDef()
 MAX_DELAY_SECONDS = 10.0
 
 
-def _multi_to_json(values: MultiDictProxy[Any]) -> dict[str, Any]:
+def multi_to_json(values: MultiDictProxy[Any]) -> dict[str, Any]:
     """A multidict as httpbin shows it: one value as itself, repeated keys as a list."""
     result: dict[str, Any] = {}
     for key in values.keys():
@@ -37,7 +37,7 @@ def _multi_to_json(values: MultiDictProxy[Any]) -> dict[str, Any]:
     return result
 
 
-def _headers_to_json(request: web.Request) -> dict[str, str]:
+def headers_to_json(request: web.Request) -> dict[str, str]:
     result: dict[str, str] = {}
     for name, value in request.headers.items():
         title = "-".join(part.capitalize() for part in name.split("-"))
@@ -45,7 +45,7 @@ def _headers_to_json(request: web.Request) -> dict[str, str]:
     return result
 
 
-def _origin(request: web.Request) -> str:
+def origin_of(request: web.Request) -> str:
     return request.remote or ""
 
 
@@ -83,7 +83,7 @@ async def _parse_body(request: web.Request, body: dict[str, Any]) -> None:
             form = await request.post()
         except (ValueError, LookupError) as exc:  # LookupError: an unknown charset
             bad_request(f"the form body could not be decoded: {exc}")
-        body["form"] = _multi_to_json(form)
+        body["form"] = multi_to_json(form)
     else:
         raw = await request.read()
         body["data"] = _as_text_or_data_url(raw, content_type)
@@ -113,13 +113,13 @@ async def _read_multipart(request: web.Request, body: dict[str, Any]) -> None:
 
 async def echo(request: web.Request, *, with_body: bool, with_method: bool) -> dict[str, Any]:
     """What the server received, in httpbin's shape."""
-    result: dict[str, Any] = {"args": _multi_to_json(request.query)}
+    result: dict[str, Any] = {"args": multi_to_json(request.query)}
     if with_body:
         result.update(await _read_body(request))
-    result["headers"] = _headers_to_json(request)
+    result["headers"] = headers_to_json(request)
     if with_method:
         result["method"] = request.method
-    result["origin"] = _origin(request)
+    result["origin"] = origin_of(request)
     result["url"] = _url(request)
     return result
 
@@ -161,7 +161,7 @@ async def anything(request: web.Request) -> web.Response:
 @routes.get("/headers")
 async def headers(request: web.Request) -> web.Response:
     """The request's headers."""
-    return web.json_response({"headers": _headers_to_json(request)})
+    return web.json_response({"headers": headers_to_json(request)})
 
 
 @routes.route("*", "/delay/{seconds}")

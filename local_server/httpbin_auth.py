@@ -20,7 +20,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from .errors import bad_request
-from .httpbin import _multi_to_json, _origin
+from .httpbin import multi_to_json, origin_of
 
 routes = web.RouteTableDef()
 
@@ -50,7 +50,7 @@ async def user_agent(request: web.Request) -> web.Response:
 @routes.get("/ip")
 async def ip(request: web.Request) -> web.Response:
     """The client's IP address, as this server sees it."""
-    return web.json_response({"origin": _origin(request)})
+    return web.json_response({"origin": origin_of(request)})
 
 
 # --- cookies -----------------------------------------------------------------------------------
@@ -213,7 +213,7 @@ def _headers_body(headers: CIMultiDict[str]) -> bytes:
     for _ in range(10):  # settles in two or three rounds: only the digit count can change
         shown: CIMultiDict[str] = CIMultiDict(headers)
         shown["Content-Length"] = str(len(body))
-        previous, body = body, json.dumps(_multi_to_json(shown), indent=2).encode() + b"\n"
+        previous, body = body, json.dumps(multi_to_json(shown), indent=2).encode() + b"\n"
         if len(body) == len(previous):
             break
     return body

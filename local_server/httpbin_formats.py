@@ -23,7 +23,7 @@ from yarl import URL
 
 from . import timing
 from .errors import bad_request
-from .httpbin import _headers_to_json, _origin, echo, request_url
+from .httpbin import echo, headers_to_json, origin_of, request_url
 from .params import path_int, query_float, query_int
 from .state import RANDOM
 
@@ -354,8 +354,8 @@ async def utf8_document(request: web.Request) -> web.Response:
 def _echo_json(request: web.Request, flag: str) -> bytes:
     """httpbin's /gzip and /deflate document: origin, headers, method and the flag."""
     document = {
-        "origin": _origin(request),
-        "headers": _headers_to_json(request),
+        "origin": origin_of(request),
+        "headers": headers_to_json(request),
         "method": request.method,
         flag: True,
     }
