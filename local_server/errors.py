@@ -20,6 +20,15 @@ def error_body(status: int, detail: str) -> dict[str, str]:
     return {"error": reason, "detail": detail}
 
 
+class UnreadableBody(web.HTTPBadRequest):
+    """The request body cannot be read (a corrupt encoding, a client gone mid-body).
+
+    ``json_errors`` sends the JSON 400 at once and then closes the connection: the rest of the
+    body cannot be skipped, and aiohttp would otherwise try to read it after the handler
+    returned, meet the same error, and log it as an unhandled exception.
+    """
+
+
 def bad_request(detail: str) -> NoReturn:
     """Stop the handler with a 400 whose JSON body says what was wrong."""
     raise web.HTTPBadRequest(text=detail)
@@ -39,7 +48,11 @@ async def json_errors(request: web.Request, handler: web.Handler) -> web.StreamR
             raise
         detail = _detail(request, exc)
         headers = {k: v for k, v in exc.headers.items() if k.lower() not in _BODY_HEADERS}
-        return web.json_response(error_body(exc.status, detail), status=exc.status, headers=headers)
+        body = error_body(exc.status, detail)
+        response = web.json_response(body, status=exc.status, headers=headers)
+        if isinstance(exc, UnreadableBody):
+            return await _send_then_close(request, response)
+        return response
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.path)
         return web.json_response(
@@ -48,6 +61,17 @@ async def json_errors(request: web.Request, handler: web.Handler) -> web.StreamR
 
 
 _BODY_HEADERS = {"content-type", "content-length"}
+
+
+async def _send_then_close(request: web.Request, response: web.Response) -> web.Response:
+    response.headers["Connection"] = "close"
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:  # the client has gone already
+        pass
+    request.protocol.force_close()
+    return response
 
 
 def _detail(request: web.Request, exc: web.HTTPException) -> str:

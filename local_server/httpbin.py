@@ -17,7 +17,7 @@ from multidict import MultiDictProxy
 from yarl import URL
 
 from . import timing
-from .errors import bad_request
+from .errors import UnreadableBody, bad_request
 from .params import parse_float, path_int
 from .state import RANDOM
 
@@ -66,11 +66,8 @@ async def _read_body(request: web.Request) -> dict[str, Any]:
     try:
         await _parse_body(request, body)
     except (web.RequestPayloadError, ConnectionResetError) as exc:
-        # A body that cannot be decoded (bad gzip) or a client that left mid-body: the rest of
-        # the body cannot be skipped, so the connection cannot carry another request.
-        raise web.HTTPBadRequest(
-            text=f"the request body could not be read: {exc}", headers={"Connection": "close"}
-        ) from None
+        # A body that cannot be decoded (bad gzip) or a client that left mid-body.
+        raise UnreadableBody(text=f"the request body could not be read: {exc}") from None
     return body
 
 

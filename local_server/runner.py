@@ -45,6 +45,12 @@ class LocalServer:
         asyncio.set_event_loop(self._loop)
         try:
             self._loop.run_forever()
+            # Handlers whose client has gone are no longer awaited by aiohttp
+            # (aio-libs/aiohttp#7551): cancel them here, or asyncio logs them as destroyed.
+            leftovers = asyncio.all_tasks(self._loop)
+            for task in leftovers:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
             self._loop.run_until_complete(self._loop.shutdown_asyncgens())
         finally:
             self._loop.close()

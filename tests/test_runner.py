@@ -187,3 +187,30 @@ async def test_ipv6_url_has_brackets():
         assert server.url == f"http://[::1]:{server.port}"
         data = await _get_json(server.url + "/get")
         assert data["origin"] == "::1"
+
+
+def test_stop_with_a_handler_whose_client_left_logs_no_error(caplog):
+    """aiohttp stops awaiting a handler whose client has gone; stop() must still end it
+    quietly, not leave asyncio to log 'Task was destroyed but it is pending!'."""
+    import asyncio
+    import gc
+    import logging
+
+    import aiohttp
+
+    caplog.set_level(logging.ERROR)
+    server = start_server()
+
+    async def impatient() -> None:
+        timeout = aiohttp.ClientTimeout(total=0.1)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            try:
+                async with session.get(server.url + "/slow/headers/2"):
+                    pass
+            except TimeoutError:
+                pass
+
+    asyncio.run(impatient())
+    server.stop()
+    gc.collect()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import socket
 import time
@@ -132,9 +133,11 @@ async def test_body_that_fails_to_decompress_is_400(server_client):
     assert "could not be read" in data["detail"]
 
 
-async def test_corrupt_body_closes_the_connection_cleanly(server_client):
+async def test_corrupt_body_closes_the_connection_cleanly(server_client, caplog):
     """After a body that cannot be decoded, the 400 says Connection: close, so the next
-    request on the same session opens a new connection instead of failing."""
+    request on the same session opens a new connection instead of failing, and nothing is
+    logged as an error."""
+    caplog.set_level(logging.ERROR)
     for _ in range(3):
         resp = await server_client.post(
             "/post", data=b"not gzip", headers={"Content-Encoding": "gzip"}
@@ -143,6 +146,7 @@ async def test_corrupt_body_closes_the_connection_cleanly(server_client):
         assert resp.headers["Connection"] == "close"
         resp = await server_client.post("/post", json={"next": True})
         assert resp.status == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_gzip_body_that_decompresses_is_fine(server_client):
