@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 import socket
 import time
 import zlib
@@ -17,6 +18,7 @@ import pytest
 import yarl
 
 from local_server import create_app, start_server, timing
+from local_server.app import endpoint_index
 
 
 async def assert_json_error(resp: aiohttp.ClientResponse, status: int) -> dict[str, str]:
@@ -315,7 +317,7 @@ async def test_bad_redirect_is_400(server_client, n):
 
 # --- fuzz ------------------------------------------------------------------------------------
 
-FUZZ_SEED = 20_260_501
+FUZZ_SEEDS = [20_260_501, 1, 2, 3, 4]
 FUZZ_REQUESTS = 400
 
 SEGMENTS = [
@@ -329,6 +331,11 @@ SEGMENTS = [
 ROUTES = ["", "get", "post", "put", "patch", "delete", "anything", "anything/a/b", "headers",
           "delay/0", "delay/0.01", "delay/1e9", "status/200", "status/404,418", "status/302",
           "redirect/1", "redirect/20", "stats", "stats/reset"]  # fmt: skip
+# Plus every route the app has, its {parameters} filled with fuzz segments.
+TEMPLATES = [entry["path"].lstrip("/") for entry in endpoint_index(create_app())]
+# Routes whose job is to answer 5xx or to break the connection, when asked to.
+MAY_FAIL_ON_PURPOSE = ("/fail/", "/flaky/", "/retry-after/", "/status/", "/drip", "/fault/",
+                       "/files/")  # fmt: skip
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 CONTENT_TYPES = [
     "application/json", "application/x-www-form-urlencoded",
@@ -347,8 +354,11 @@ def _text(rng: random.Random, longest: int = 20) -> str:
 def _fuzz_path(rng: random.Random) -> str:
     """A raw (already percent-encoded) path, sometimes under a real route."""
     segments = [rng.choice(SEGMENTS) for _ in range(rng.randint(0, 4))]
-    if rng.random() < 0.7:
+    if rng.random() < 0.4:
         segments.insert(0, rng.choice(ROUTES))
+    elif rng.random() < 0.8:
+        template = rng.choice(TEMPLATES)
+        segments.insert(0, re.sub(r"\{[^}]*\}", lambda _: rng.choice(SEGMENTS[:-1]), template))
     return "/" + "/".join(quote(s, safe="/%:,;=~'$*!.") for s in segments)
 
 
@@ -386,9 +396,10 @@ def _fuzz_headers(rng: random.Random) -> dict[str, str]:
     return headers
 
 
-async def test_fuzz_never_5xx(server_client, server_stats, no_sleep, caplog):
+@pytest.mark.parametrize("seed", FUZZ_SEEDS)
+async def test_fuzz_never_5xx(server_client, server_stats, no_sleep, caplog, seed):
     """Hundreds of seeded random requests: every answer is below 500, errors are JSON."""
-    rng = random.Random(FUZZ_SEED)
+    rng = random.Random(seed)
     base = f"http://{server_client.host}:{server_client.port}"
     seen: set[int] = set()
     # A fresh connection per request: a corrupt gzip body sent to a route that ignores bodies
@@ -402,15 +413,23 @@ async def test_fuzz_never_5xx(server_client, server_stats, no_sleep, caplog):
             url = yarl.URL(base + raw + (f"?{query}" if query else ""), encoded=True)
             body = _fuzz_body(rng) if rng.random() < 0.6 else None
             headers = _fuzz_headers(rng)
-            async with session.request(
-                method, url, data=body, headers=headers, allow_redirects=False
-            ) as resp:
-                text = await resp.read()
+            on_purpose = raw.startswith(MAY_FAIL_ON_PURPOSE)
+            try:
+                async with session.request(
+                    method, url, data=body, headers=headers, allow_redirects=False
+                ) as resp:
+                    text = await resp.read()
+            except aiohttp.ClientError:
+                assert on_purpose, f"request {i}: {method} {raw[:200]} broke the connection"
+                continue
             where = f"request {i}: {method} {raw[:200]}?{query[:80]} {headers} -> {resp.status}"
-            assert resp.status < 500, where
+            assert resp.status < 500 or on_purpose, where
             seen.add(resp.status)
-            chosen_status = raw.startswith("/status/") and not text  # what /status was asked for
-            if resp.status >= 400 and method != "HEAD" and not chosen_status:
+            chosen_status = on_purpose and resp.content_type != "application/json"
+            # aiohttp's own parser answers a body whose Content-Encoding does not decode with
+            # a plain-text 400 before the app sees the request: out of the app's reach.
+            parser_refused = resp.status == 400 and "Content-Encoding" in headers
+            if resp.status >= 400 and method != "HEAD" and not (chosen_status or parser_refused):
                 assert resp.content_type == "application/json", where
                 assert set(json.loads(text)) == {"error", "detail"}, where
     assert {200, 302, 400, 404, 405} <= seen  # the fuzz really reached the routes
