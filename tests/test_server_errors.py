@@ -438,3 +438,28 @@ async def test_fuzz_never_5xx(server_client, server_stats, no_sleep, caplog, see
     assert resp.status == 200
     assert (await resp.json())["args"] == {"still": "alive"}
     assert server_stats.snapshot().in_flight == 0
+
+
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        "/../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/files/..%2f..%2fetc%2fpasswd",
+        "/files/100?name=../../etc/passwd",
+        "/static/../../../etc/passwd",
+        "/anything/../../etc/passwd",
+        "//etc/passwd",
+        "/files/%2e%2e%2f%2e%2e%2fetc%2fpasswd/sha256",
+    ],
+)
+async def test_path_traversal_reads_nothing(server_client, raw_path):
+    """No request reaches the file system: traversal attempts get a 4xx (or, for /anything,
+    an echo of the path), and never the file's content."""
+    url = yarl.URL(f"http://{server_client.host}:{server_client.port}{raw_path}", encoded=True)
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        body = await resp.read()
+    assert resp.status < 500
+    assert b"root:" not in body
+    if not raw_path.startswith("/anything"):
+        assert 400 <= resp.status < 500
