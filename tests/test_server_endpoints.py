@@ -11,31 +11,10 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
-from local_server import create_app, httpbin, timing
+from local_server import create_app, httpbin
 
 ECHO_KEYS = {"args", "headers", "origin", "url"}
 BODY_KEYS = ECHO_KEYS | {"data", "files", "form", "json"}
-
-
-class FakeSleepAsyncio:
-    """Stands in for the ``asyncio`` module inside ``local_server.httpbin``: records sleeps."""
-
-    def __init__(self) -> None:
-        self.slept: list[float] = []
-
-    def __getattr__(self, name: str):
-        return getattr(asyncio, name)
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-
-
-@pytest.fixture
-def fake_sleep(monkeypatch) -> FakeSleepAsyncio:
-    """/delay returns at once and records how long it would have slept."""
-    fake = FakeSleepAsyncio()
-    monkeypatch.setattr(timing, "sleep", fake.sleep)
-    return fake
 
 
 # --- / ---------------------------------------------------------------------------------------

@@ -10,27 +10,15 @@ import re
 import socket
 import time
 import zlib
-from http import HTTPStatus
 from urllib.parse import quote
 
 import aiohttp
 import pytest
 import yarl
+from conftest import assert_json_error
 
 from local_server import create_app, start_server, timing
 from local_server.app import endpoint_index
-
-
-async def assert_json_error(resp: aiohttp.ClientResponse, status: int) -> dict[str, str]:
-    """The response is ``status`` with a JSON body of exactly ``error`` and ``detail``."""
-    body = await resp.text()
-    assert resp.status == status, body
-    assert resp.content_type == "application/json"
-    data = json.loads(body)
-    assert set(data) == {"error", "detail"}
-    assert data["error"] == HTTPStatus(status).phrase
-    assert isinstance(data["detail"], str) and data["detail"]
-    return data
 
 
 @pytest.fixture

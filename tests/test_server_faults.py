@@ -7,60 +7,18 @@ import asyncio
 import email.utils
 import errno
 import json
-import logging
 import random
 import time
-from http import HTTPStatus
 from urllib.parse import quote
 
 import aiohttp
 import pytest
 import yarl
+from conftest import json_error_detail
 
-from local_server import create_app, faults, timing
+from local_server import create_app, faults
 
-LOGGERS_THAT_MUST_STAY_QUIET = ("aiohttp", "local_server", "asyncio")
-
-
-class FakeSleep:
-    """Stands in for ``timing.sleep``: returns at once and records what was asked."""
-
-    def __init__(self) -> None:
-        self.slept: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.slept.append(seconds)
-
-
-@pytest.fixture
-def fake_sleep(monkeypatch) -> FakeSleep:
-    fake = FakeSleep()
-    monkeypatch.setattr(timing, "sleep", fake)
-    return fake
-
-
-@pytest.fixture(autouse=True)
-def no_errors_logged(caplog):
-    """No test here may make the server log an error (a traceback, a destroyed task)."""
-    caplog.set_level(logging.INFO)
-    yield
-    records = [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]
-    errors = [
-        r for r in records
-        if r.levelno >= logging.ERROR and r.name.startswith(LOGGERS_THAT_MUST_STAY_QUIET)
-    ]  # fmt: skip
-    assert not errors, [r.getMessage() for r in errors]
-
-
-async def assert_json_error(resp: aiohttp.ClientResponse, status: int) -> str:
-    """The response is ``status`` with the usual JSON error body; returns its detail."""
-    text = await resp.text()
-    assert resp.status == status, text
-    data = json.loads(text)
-    assert set(data) == {"error", "detail"}
-    assert data["error"] == HTTPStatus(status).phrase
-    return data["detail"]
-
+pytestmark = pytest.mark.usefixtures("no_errors_logged")
 
 # --- /fail -----------------------------------------------------------------------------------
 
@@ -68,7 +26,7 @@ async def assert_json_error(resp: aiohttp.ClientResponse, status: int) -> str:
 async def test_fail_n_times_then_succeed(server_client):
     for attempt in (1, 2, 3):
         resp = await server_client.get("/fail/k/3")
-        detail = await assert_json_error(resp, 503)
+        detail = await json_error_detail(resp, 503)
         assert f"attempt {attempt} failed" in detail and "first 3 calls" in detail
         assert resp.headers["X-Attempt"] == str(attempt)
         assert "Retry-After" not in resp.headers
@@ -212,7 +170,7 @@ async def test_fail_retry_after_date(server_client):
 )
 async def test_fail_bad_input_is_400(server_client, path, params, word):
     resp = await server_client.get(yarl.URL(path, encoded=True), params=params)
-    detail = await assert_json_error(resp, 400)
+    detail = await json_error_detail(resp, 400)
     assert word in detail
     # and nothing was counted
     assert (await (await server_client.get("/fail/k")).json())["calls"] == 0
@@ -224,7 +182,7 @@ async def test_fail_bad_input_is_400(server_client, path, params, word):
 @pytest.mark.parametrize("status", [429, 503])
 async def test_retry_after_seconds(server_client, status):
     resp = await server_client.get(f"/retry-after/{status}", params={"seconds": 7})
-    detail = await assert_json_error(resp, status)
+    detail = await json_error_detail(resp, status)
     assert resp.headers["Retry-After"] == "7"
     assert "Retry-After" in detail
 
@@ -258,7 +216,7 @@ async def test_retry_after_as_date(server_client):
     ],
 )
 async def test_retry_after_bad_input_is_400(server_client, path, params):
-    await assert_json_error(await server_client.get(path, params=params), 400)
+    await json_error_detail(await server_client.get(path, params=params), 400)
 
 
 # --- /flaky ----------------------------------------------------------------------------------
@@ -295,7 +253,7 @@ async def test_flaky_success_body_and_chosen_status(server_client):
     resp = await server_client.get("/flaky/0", params={"seed": 3})
     assert await resp.json() == {"rate": 0.0, "seed": 3, "call": 1}
     resp = await server_client.get("/flaky/1", params={"status": 500})
-    detail = await assert_json_error(resp, 500)
+    detail = await json_error_detail(resp, 500)
     assert "rate 1" in detail
 
 
@@ -324,7 +282,7 @@ async def test_flaky_without_seed_follows_the_app_seed(aiohttp_client):
 )  # fmt: skip
 async def test_flaky_bad_input_is_400(server_client, rate, params):
     resp = await server_client.get(yarl.URL(f"/flaky/{rate}", encoded=True), params=params)
-    await assert_json_error(resp, 400)
+    await json_error_detail(resp, 400)
 
 
 # --- slow headers, slow body -----------------------------------------------------------------
@@ -363,7 +321,7 @@ async def test_slow_body_head_sends_no_body_and_does_not_wait(server_client, fak
     ],
 )  # fmt: skip
 async def test_slow_bad_input_is_400(server_client, fake_sleep, path, params):
-    await assert_json_error(await server_client.get(path, params=params), 400)
+    await json_error_detail(await server_client.get(path, params=params), 400)
     assert fake_sleep.slept == []
 
 
@@ -470,7 +428,7 @@ async def test_close_after_raises_client_payload_error(server_client, n):
     ],
 )
 async def test_broken_body_bad_input_is_400(server_client, path, params):
-    await assert_json_error(await server_client.get(path, params=params), 400)
+    await json_error_detail(await server_client.get(path, params=params), 400)
 
 
 async def test_broken_connections_log_nothing(server_client):
@@ -523,7 +481,7 @@ async def test_wrong_content_type_can_be_chosen(server_client):
 @pytest.mark.parametrize("bad", ["text", "text/html; charset=x", "a/b/c", "", "x" * 60 + "/y"])
 async def test_wrong_content_type_bad_type_is_400(server_client, bad):
     resp = await server_client.get("/fault/wrong-content-type", params={"type": bad})
-    await assert_json_error(resp, 400)
+    await json_error_detail(resp, 400)
 
 
 async def test_charset_mismatch_latin1_labelled_utf8(server_client):
@@ -553,7 +511,7 @@ async def test_charset_without_label(server_client):
     "params", [{"encoding": "rot13"}, {"encoding": "none"}, {"label": "zlib"}, {"label": "x"}]
 )
 async def test_charset_bad_input_is_400(server_client, params):
-    await assert_json_error(await server_client.get("/fault/charset", params=params), 400)
+    await json_error_detail(await server_client.get("/fault/charset", params=params), 400)
 
 
 # --- the endpoint index ----------------------------------------------------------------------

@@ -7,61 +7,21 @@ import asyncio
 import gzip
 import hashlib
 import io
-import json
-import logging
 import sys
 import time
 from collections.abc import AsyncIterator
-from http import HTTPStatus
 
 import aiohttp
 import pytest
+from conftest import json_error_detail
 
-from local_server import files, timing
+from local_server import files
 from local_server.files import BLOCK_SIZE, file_etag, file_sha256, iter_content
+
+pytestmark = pytest.mark.usefixtures("no_errors_logged")
 
 LOGGERS_THAT_MUST_STAY_QUIET = ("aiohttp", "local_server", "asyncio")
 MiB = 1024 * 1024
-
-
-@pytest.fixture(autouse=True)
-def no_errors_logged(caplog):
-    """No test here may make the server log an error (a traceback, a destroyed task)."""
-    caplog.set_level(logging.INFO)
-    yield
-    records = [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]
-    errors = [
-        r for r in records
-        if r.levelno >= logging.ERROR and r.name.startswith(LOGGERS_THAT_MUST_STAY_QUIET)
-    ]  # fmt: skip
-    assert not errors, [r.getMessage() for r in errors]
-
-
-class FakeSleep:
-    """Stands in for ``timing.sleep``: returns at once and records what was asked."""
-
-    def __init__(self) -> None:
-        self.slept: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.slept.append(seconds)
-
-
-@pytest.fixture
-def fake_sleep(monkeypatch) -> FakeSleep:
-    fake = FakeSleep()
-    monkeypatch.setattr(timing, "sleep", fake)
-    return fake
-
-
-async def assert_json_error(resp: aiohttp.ClientResponse, status: int) -> str:
-    """The response is ``status`` with the usual JSON error body; returns its detail."""
-    text = await resp.text()
-    assert resp.status == status, text
-    data = json.loads(text)
-    assert set(data) == {"error", "detail"}
-    assert data["error"] == HTTPStatus(status).phrase
-    return data["detail"]
 
 
 def content(size: int, name: str | None = None) -> bytes:
@@ -209,14 +169,14 @@ async def test_empty_file_download(server_client):
     ],
 )  # fmt: skip
 async def test_bad_size_is_400(server_client, path):
-    detail = await assert_json_error(await server_client.get(path), 400)
+    detail = await json_error_detail(await server_client.get(path), 400)
     assert "size" in detail
 
 
 @pytest.mark.parametrize("name", ["../etc/passwd", ".hidden", "-x", "a b", "a" * 65, "é.bin", ""])
 async def test_bad_name_is_400(server_client, name):
     for path in ("/files/10", "/files/10/sha256"):
-        detail = await assert_json_error(await server_client.get(path, params={"name": name}), 400)
+        detail = await json_error_detail(await server_client.get(path, params={"name": name}), 400)
         assert "name" in detail
 
 
@@ -255,7 +215,7 @@ async def test_range_206(server_client, header, first, last):
 )  # fmt: skip
 async def test_unsatisfiable_range_is_416(server_client, size, header):
     resp = await server_client.get(f"/files/{size}", headers={"Range": header})
-    detail = await assert_json_error(resp, 416)
+    detail = await json_error_detail(resp, 416)
     assert resp.headers["Content-Range"] == f"bytes */{size}"
     assert "not satisfiable" in detail
 
@@ -325,7 +285,7 @@ async def test_rate_really_throttles(server_client):
      (10 * MiB, "1024", "60 s"), (61 * 1024, "1024", "60 s")],
 )  # fmt: skip
 async def test_bad_rate_is_400(server_client, size, rate, word):
-    detail = await assert_json_error(
+    detail = await json_error_detail(
         await server_client.get(f"/files/{size}", params={"rate": rate}), 400
     )
     assert word in detail
@@ -367,7 +327,7 @@ async def test_break_at_the_end_or_before_the_range_does_nothing(server_client):
 @pytest.mark.parametrize("break_at", ["0", "-1", "10001", "x"])
 async def test_bad_break_at_is_400(server_client, break_at):
     resp = await server_client.get("/files/10000", params={"break_at": break_at})
-    await assert_json_error(resp, 400)
+    await json_error_detail(resp, 400)
 
 
 async def _resumable_download(session: aiohttp.ClientSession, url: str) -> tuple[bytes, int]:
@@ -468,7 +428,7 @@ async def test_upload_undecodable_body_is_400_and_closes(server_client, encoding
     resp = await server_client.post(
         "/upload", data=io.BytesIO(body), headers={"Content-Encoding": encoding}
     )
-    detail = await assert_json_error(resp, 400)
+    detail = await json_error_detail(resp, 400)
     assert "could not be read" in detail
     assert resp.headers["Connection"] == "close"
     await asyncio.sleep(0.05)  # time for anything the server would log
@@ -476,7 +436,7 @@ async def test_upload_undecodable_body_is_400_and_closes(server_client, encoding
 
 
 async def test_upload_get_is_405(server_client):
-    await assert_json_error(await server_client.get("/upload"), 405)
+    await json_error_detail(await server_client.get("/upload"), 405)
 
 
 # --- uploads: multipart ----------------------------------------------------------------------
@@ -573,7 +533,7 @@ PART = b'Content-Disposition: form-data; name="a"\r\n\r\nvalue\r\n'
 )  # fmt: skip
 async def test_malformed_multipart_is_400(server_client, content_type, body, word):
     resp = await server_client.post("/upload", data=body, headers={"Content-Type": content_type})
-    detail = await assert_json_error(resp, 400)
+    detail = await json_error_detail(resp, 400)
     assert word in detail
     assert (await server_client.post("/upload", data=b"next")).status == 200
 
@@ -604,7 +564,7 @@ async def test_upload_exactly_at_the_cap_is_fine(server_client, small_cap):
 )
 async def test_upload_over_the_cap_is_413(server_client, small_cap, data):
     resp = await server_client.post("/upload", data=data())
-    detail = await assert_json_error(resp, 413)
+    detail = await json_error_detail(resp, 413)
     assert str(small_cap) in detail
     assert "Connection" not in resp.headers  # the rest was read, so the connection stays
     assert (await server_client.post("/upload", data=b"next")).status == 200
@@ -615,14 +575,14 @@ async def test_multipart_over_the_cap_is_413(server_client, small_cap):
     form.add_field("a", b"x" * (MiB // 2), filename="a.bin")
     form.add_field("b", b"x" * (MiB // 2), filename="b.bin")  # the framing tips it over
     resp = await server_client.post("/upload", data=form)
-    await assert_json_error(resp, 413)
+    await json_error_detail(resp, 413)
 
 
 async def test_too_many_parts_is_413(server_client, monkeypatch):
     monkeypatch.setattr(files, "MAX_UPLOAD_PARTS", 3)
     parts = [b"Content-Disposition: form-data; name=p%d\r\n\r\nv" % i for i in range(4)]
     resp = await server_client.post("/upload", data=_multipart(*parts), headers=MULTIPART)
-    detail = await assert_json_error(resp, 413)
+    detail = await json_error_detail(resp, 413)
     assert "more than 3 parts" in detail
     resp = await server_client.post("/upload", data=_multipart(*parts[:3]), headers=MULTIPART)
     assert len((await resp.json())["parts"]) == 3
@@ -633,7 +593,7 @@ async def test_far_over_the_cap_gets_413_and_connection_close(server_client, mon
     monkeypatch.setattr(files, "MAX_UPLOAD_BYTES", MiB)
     monkeypatch.setattr(files, "MAX_DISCARD_BYTES", MiB)
     resp = await server_client.post("/upload", data=io.BytesIO(b"x" * (3 * MiB)))
-    await assert_json_error(resp, 413)
+    await json_error_detail(resp, 413)
     assert resp.headers["Connection"] == "close"
     assert (await server_client.post("/upload", data=b"next")).status == 200
 
@@ -641,7 +601,7 @@ async def test_far_over_the_cap_gets_413_and_connection_close(server_client, mon
 async def test_real_cap_streamed(server_client):
     """The real 64 MiB cap, found while streaming (no Content-Length)."""
     resp = await server_client.post("/upload", data=_generate(files.MAX_UPLOAD_BYTES + 1, MiB))
-    detail = await assert_json_error(resp, 413)
+    detail = await json_error_detail(resp, 413)
     assert "64 MiB" in detail
 
 

@@ -5,22 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
-from http import HTTPStatus
 
 import aiohttp
 import pytest
-
-
-async def assert_json_error(resp: aiohttp.ClientResponse, status: int) -> dict[str, str]:
-    """``status`` with the server's JSON error body: exactly ``error`` and ``detail``."""
-    body = await resp.text()
-    assert resp.status == status, body
-    assert resp.content_type == "application/json"
-    data = json.loads(body)
-    assert set(data) == {"error", "detail"}
-    assert data["error"] == HTTPStatus(status).phrase
-    assert data["detail"]
-    return data
+from conftest import assert_json_error
 
 
 def basic(user: str, password: str, encoding: str = "utf-8") -> dict[str, str]:

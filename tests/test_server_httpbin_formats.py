@@ -11,47 +11,17 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 import zlib
-from http import HTTPStatus
 from urllib.parse import quote
 
 import aiohttp
 import pytest
 import yarl
+from conftest import assert_json_error
 
 from local_server import create_app, httpbin_formats, start_server, timing
 from local_server.app import endpoint_index
 
 ECHO_KEYS = {"args", "headers", "origin", "url"}
-
-
-async def assert_json_error(resp: aiohttp.ClientResponse, status: int) -> dict[str, str]:
-    """``status`` with the server's JSON error body: exactly ``error`` and ``detail``."""
-    body = await resp.text()
-    assert resp.status == status, body
-    assert resp.content_type == "application/json"
-    data = json.loads(body)
-    assert set(data) == {"error", "detail"}
-    assert data["error"] == HTTPStatus(status).phrase
-    assert data["detail"]
-    return data
-
-
-class FakeSleep:
-    """Replaces ``timing.sleep``: records each wait and returns at once."""
-
-    def __init__(self) -> None:
-        self.slept: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        await asyncio.sleep(0)
-
-
-@pytest.fixture
-def fake_sleep(monkeypatch) -> FakeSleep:
-    fake = FakeSleep()
-    monkeypatch.setattr(timing, "sleep", fake)
-    return fake
 
 
 def abc(start: int, end: int) -> bytes:

@@ -12,12 +12,12 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
-from http import HTTPStatus
 
 import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
+from conftest import assert_json_error
 
 from local_server import create_app, start_server, timing, websockets
 from local_server.app import endpoint_index
@@ -74,17 +74,6 @@ async def eventually_closed(client: TestClient, within: float = 1.0) -> float:
         await asyncio.sleep(0.005)
     assert open_count(client) == 0, "the server still holds a WebSocket open"
     return time.perf_counter() - start
-
-
-async def assert_json_error(resp: aiohttp.ClientResponse, status: int) -> dict[str, str]:
-    """The response is ``status`` with a JSON body of exactly ``error`` and ``detail``."""
-    body = await resp.text()
-    assert resp.status == status, body
-    assert resp.content_type == "application/json"
-    data = json.loads(body)
-    assert set(data) == {"error", "detail"}
-    assert data["error"] == HTTPStatus(status).phrase
-    return data
 
 
 async def receive_until_close(ws: aiohttp.ClientWebSocketResponse) -> list[aiohttp.WSMessage]:
