@@ -10,7 +10,14 @@ from typing import Any
 import aiohttp
 
 from ..runner import LocalServer
-from .harness import Mistake, SessionSpy, call_async, check, plural
+from .harness import (
+    Mistake,
+    SessionSpy,
+    call_async,
+    check,
+    expect_one_result_per_url,
+    plural,
+)
 
 URL_COUNT = 20
 DELAY_SECONDS = 0.1
@@ -58,18 +65,7 @@ async def fetch_all(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
 
 
 def _expect_bodies_in_order(bodies: Any) -> None:
-    if not isinstance(bodies, (list, tuple)):
-        raise Mistake(
-            "wrong-return-type",
-            f"fetch_all returned {type(bodies).__name__}; expected a list of {URL_COUNT} strings.",
-            "return `await asyncio.gather(...)`, which is a list in the order of its arguments.",
-        )
-    if len(bodies) != URL_COUNT:
-        raise Mistake(
-            "wrong-count",
-            f"fetch_all returned {len(bodies)} bodies for {URL_COUNT} URLs.",
-            "return one body per URL.",
-        )
+    bodies = expect_one_result_per_url("fetch_all", bodies, URL_COUNT, "strings")
     first = bodies[0]
     if isinstance(first, (bytes, bytearray)):
         raise Mistake(

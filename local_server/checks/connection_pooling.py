@@ -20,7 +20,7 @@ import aiohttp
 
 from ..runner import LocalServer, start_server
 from ..stats import StatsSnapshot
-from .harness import Mistake, SessionSpy, call_async, check, plural
+from .harness import Mistake, SessionSpy, call_async, check, expect_one_result_per_url, plural
 
 DELAY_SECONDS = 0.05
 
@@ -147,20 +147,7 @@ def max_in_flight_together(snapshots: Sequence[StatsSnapshot]) -> int:
 
 
 def _expect_json_in_order(task: str, bodies: Any, count: int) -> None:
-    if isinstance(bodies, tuple):
-        bodies = list(bodies)
-    if not isinstance(bodies, list):
-        raise Mistake(
-            "wrong-return-type",
-            f"{task} returned {type(bodies).__name__}; expected a list of {count} dicts.",
-            "return `await asyncio.gather(...)`, a list in the order of its arguments.",
-        )
-    if len(bodies) != count:
-        raise Mistake(
-            "wrong-count",
-            f"{task} returned {len(bodies)} results for {count} URLs.",
-            "return one parsed JSON body per URL.",
-        )
+    bodies = expect_one_result_per_url(task, bodies, count, "dicts")
     first = bodies[0]
     if isinstance(first, aiohttp.ClientResponse):
         raise Mistake(

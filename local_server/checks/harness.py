@@ -144,6 +144,26 @@ async def call_async(task: str, fn: Callable[..., Any], *args: Any) -> Any:
     return await result
 
 
+def expect_one_result_per_url(task: str, results: Any, count: int, each: str) -> list[Any]:
+    """``results`` as a list of ``count`` items, or the Mistake that says what came back.
+
+    ``each`` names one expected item ("strings", "dicts") for the message.
+    """
+    if not isinstance(results, (list, tuple)):
+        raise Mistake(
+            "wrong-return-type",
+            f"{task} returned {type(results).__name__}; expected a list of {count} {each}.",
+            "return `await asyncio.gather(...)`, a list in the order of its arguments.",
+        )
+    if len(results) != count:
+        raise Mistake(
+            "wrong-count",
+            f"{task} returned {len(results)} results for {count} URLs.",
+            "return one result per URL.",
+        )
+    return list(results)
+
+
 def plural(count: int, word: str) -> str:
     """``plural(1, "session")`` → "1 session"; ``plural(3, "session")`` → "3 sessions"."""
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
