@@ -26,7 +26,6 @@ import os
 import sys
 import tempfile
 import threading
-import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,7 +33,7 @@ import aiohttp
 
 from ..files import file_etag, file_sha256
 from ..runner import LocalServer
-from .harness import Mistake, SessionSpy, call_async, check
+from .harness import Mistake, PeakMemory, SessionSpy, call_async, check
 
 LARGE_SIZE = 16 * 1024 * 1024
 VERIFIED_SIZE = 2 * 1024 * 1024
@@ -126,24 +125,6 @@ def _tracked_writes(log: _WriteLog) -> Iterator[None]:
                 handle.close()
 
 
-class _PeakMemory:
-    """The peak of Python's traced memory above its level at the start of the block."""
-
-    def __enter__(self) -> _PeakMemory:
-        self._was_tracing = tracemalloc.is_tracing()
-        if not self._was_tracing:
-            tracemalloc.start()
-        tracemalloc.reset_peak()
-        self._start = tracemalloc.get_traced_memory()[0]
-        self.peak = 0
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.peak = tracemalloc.get_traced_memory()[1] - self._start
-        if not self._was_tracing:
-            tracemalloc.stop()
-
-
 def _sha256_of(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as file:
@@ -200,7 +181,7 @@ async def download(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
         log = _WriteLog(directory, threading.get_ident())
         with _tracked_writes(log):
             async with aiohttp.ClientSession() as session:
-                with _PeakMemory() as memory:
+                with PeakMemory() as memory:
                     await call_async("download", learner, session, url, dest)
         _expect_file("download", dest, LARGE_SIZE, name)
     if memory.peak > LARGE_SIZE // 2:

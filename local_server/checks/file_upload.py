@@ -27,7 +27,6 @@ import secrets
 import sys
 import tempfile
 import threading
-import tracemalloc
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -35,7 +34,7 @@ from typing import Any
 import aiohttp
 
 from ..runner import LocalServer
-from .harness import Mistake, SessionSpy, call_async, check
+from .harness import Mistake, PeakMemory, SessionSpy, call_async, check
 
 FORM_FIELD = "document"
 LARGE_SIZE = 16 * 1024 * 1024
@@ -264,24 +263,6 @@ async def upload_form(learner: Any, server: LocalServer, spy: SessionSpy) -> str
 # --- Task 2: upload_large ------------------------------------------------------------------
 
 
-class _PeakMemory:
-    """The peak of Python's traced memory above its level at the start of the block."""
-
-    def __enter__(self) -> _PeakMemory:
-        self._was_tracing = tracemalloc.is_tracing()
-        if not self._was_tracing:
-            tracemalloc.start()
-        tracemalloc.reset_peak()
-        self._start = tracemalloc.get_traced_memory()[0]
-        self.peak = 0
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.peak = tracemalloc.get_traced_memory()[1] - self._start
-        if not self._was_tracing:
-            tracemalloc.stop()
-
-
 def _expect_whole_file(task: str, report: dict[str, Any], size: int, sha256: str) -> None:
     if report.get("kind") == "multipart":
         parts = [part for part in report["parts"] if part["size"] == size]
@@ -304,7 +285,7 @@ async def upload_large(learner: Any, server: LocalServer, spy: SessionSpy) -> st
         log = _ReadLog(path, threading.get_ident())
         with _tracked_open(log):
             async with aiohttp.ClientSession() as session:
-                with _PeakMemory() as memory:
+                with PeakMemory() as memory:
                     report = await call_async(
                         "upload_large", learner, session, f"{server.url}/upload", path
                     )

@@ -16,6 +16,7 @@ import inspect
 import os
 import threading
 import traceback
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -162,6 +163,27 @@ def expect_one_result_per_url(task: str, results: Any, count: int, each: str) ->
             "return one result per URL.",
         )
     return list(results)
+
+
+class PeakMemory:
+    """The peak of Python's traced memory above its level at the start of the block.
+
+    Works whether or not tracemalloc was already running (a learner may have started it).
+    """
+
+    def __enter__(self) -> PeakMemory:
+        self._was_tracing = tracemalloc.is_tracing()
+        if not self._was_tracing:
+            tracemalloc.start()
+        tracemalloc.reset_peak()
+        self._start = tracemalloc.get_traced_memory()[0]
+        self.peak = 0
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.peak = tracemalloc.get_traced_memory()[1] - self._start
+        if not self._was_tracing:
+            tracemalloc.stop()
 
 
 def plural(count: int, word: str) -> str:

@@ -21,7 +21,6 @@ import json
 import os
 import secrets
 import traceback
-import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -31,7 +30,7 @@ from aiohttp import web
 from ..faults import CHARSET_SAMPLE
 from ..files import file_sha256
 from ..runner import LOOPBACK, LocalServer
-from .harness import Mistake, SessionSpy, call_async, check
+from .harness import Mistake, PeakMemory, SessionSpy, call_async, check
 
 # --- Task 1: stream_records ----------------------------------------------------------------
 
@@ -297,7 +296,7 @@ async def sha256_of(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
     url = f"{server.url}/files/{FILE_SIZE}"
     expected = await asyncio.to_thread(file_sha256, FILE_SIZE)
     async with aiohttp.ClientSession() as session:
-        with _PeakMemory() as memory:
+        with PeakMemory() as memory:
             digest = await call_async("sha256_of", learner, session, url)
     _expect_digest(digest, expected)
     if memory.peak >= MEMORY_LIMIT:
@@ -317,24 +316,6 @@ async def sha256_of(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
 
 def _mib(size: int) -> str:
     return f"{size / 2**20:.1f} MiB" if size < 2**20 else f"{size / 2**20:.0f} MiB"
-
-
-class _PeakMemory:
-    """The peak of Python's traced memory above its level at the start of the block."""
-
-    def __enter__(self) -> _PeakMemory:
-        self._was_tracing = tracemalloc.is_tracing()
-        if not self._was_tracing:
-            tracemalloc.start()
-        tracemalloc.reset_peak()
-        self._start = tracemalloc.get_traced_memory()[0]
-        self.peak = 0
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.peak = tracemalloc.get_traced_memory()[1] - self._start
-        if not self._was_tracing:
-            tracemalloc.stop()
 
 
 def _expect_digest(digest: Any, expected: str) -> None:
