@@ -18,12 +18,9 @@ whole file) and which 206 (a ``Range``); ``file_sha256`` gives the digest the fi
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import hashlib
-import io
 import os
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -33,7 +30,15 @@ import aiohttp
 
 from ..files import file_etag, file_sha256
 from ..runner import LocalServer
-from .harness import Mistake, PeakMemory, SessionSpy, call_async, check
+from .harness import (
+    ORIGINAL_OPEN,
+    Mistake,
+    PeakMemory,
+    SessionSpy,
+    call_async,
+    check,
+    open_replaced_by,
+)
 
 LARGE_SIZE = 16 * 1024 * 1024
 VERIFIED_SIZE = 2 * 1024 * 1024
@@ -100,26 +105,17 @@ class _TrackedWriter:
 @contextlib.contextmanager
 def _tracked_writes(log: _WriteLog) -> Iterator[None]:
     """Make ``open(path, "wb")`` of files in ``log.directory`` return a ``_TrackedWriter``."""
-    original = builtins.open
 
     def tracking_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        handle = original(file, mode, *args, **kwargs)
+        handle = ORIGINAL_OPEN(file, mode, *args, **kwargs)
         if log.watches(file, mode):
             return _TrackedWriter(handle, log)
         return handle
 
-    ipython = sys.modules.get("IPython.core.interactiveshell")
-    patched = [(builtins, "open"), (io, "open")]
-    if ipython is not None and hasattr(ipython, "io_open"):
-        patched.append((ipython, "io_open"))
-    saved = [(module, name, getattr(module, name)) for module, name in patched]
-    for module, name in patched:
-        setattr(module, name, tracking_open)
     try:
-        yield
+        with open_replaced_by(tracking_open):
+            yield
     finally:
-        for module, name, value in saved:
-            setattr(module, name, value)
         for handle in log.handles:  # close what the learner left open, after judging it
             if not handle.closed:
                 handle.close()

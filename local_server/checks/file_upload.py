@@ -17,14 +17,12 @@ report (each part's name, filename, size and SHA-256) says what arrived.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
 import hashlib
 import io
 import itertools
 import os
 import secrets
-import sys
 import tempfile
 import threading
 import warnings
@@ -34,7 +32,15 @@ from typing import Any
 import aiohttp
 
 from ..runner import LocalServer
-from .harness import Mistake, PeakMemory, SessionSpy, call_async, check
+from .harness import (
+    ORIGINAL_OPEN,
+    Mistake,
+    PeakMemory,
+    SessionSpy,
+    call_async,
+    check,
+    open_replaced_by,
+)
 
 FORM_FIELD = "document"
 LARGE_SIZE = 16 * 1024 * 1024
@@ -94,8 +100,6 @@ class _TrackedFile(io.BufferedReader):
 @contextlib.contextmanager
 def _tracked_open(log: _ReadLog) -> Iterator[None]:
     """Make ``open(log.path, "rb")`` (however it is spelled) return a ``_TrackedFile``."""
-    original = builtins.open
-
     def tracking_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         if (
             isinstance(file, (str, os.PathLike))
@@ -104,25 +108,13 @@ def _tracked_open(log: _ReadLog) -> Iterator[None]:
             and os.path.realpath(os.fspath(file)) == log.path
         ):
             return _TrackedFile(os.fspath(file), log)
-        return original(file, mode, *args, **kwargs)
+        return ORIGINAL_OPEN(file, mode, *args, **kwargs)
 
-    # IPython gives notebooks their own ``open``, which calls its module's ``io_open``.
-    ipython = sys.modules.get("IPython.core.interactiveshell")
-    patched = [(builtins, "open"), (io, "open")]
-    if ipython is not None and hasattr(ipython, "io_open"):
-        patched.append((ipython, "io_open"))
-    saved = [(module, name, getattr(module, name)) for module, name in patched]
-    for module, name in patched:
-        setattr(module, name, tracking_open)
-    try:
-        # aiohttp warns (ResourceWarning) when given a large bytes body: the memory check
-        # reports that mistake in words, so the warning is recorded here, not raised.
-        with warnings.catch_warnings(record=True):
-            warnings.simplefilter("always")
-            yield
-    finally:
-        for module, name, value in saved:
-            setattr(module, name, value)
+    # aiohttp warns (ResourceWarning) when given a large bytes body: the memory check reports
+    # that mistake in words, so the warning is recorded here, not raised.
+    with open_replaced_by(tracking_open), warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        yield
         for handle in log.handles:  # close what the learner left open, after judging it
             if not handle.closed:
                 handle.close()

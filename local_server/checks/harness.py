@@ -11,13 +11,17 @@ instead of a traceback.
 from __future__ import annotations
 
 import asyncio
+import builtins
+import contextlib
 import functools
 import inspect
+import io
 import os
+import sys
 import threading
 import traceback
 import tracemalloc
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -184,6 +188,30 @@ class PeakMemory:
         self.peak = tracemalloc.get_traced_memory()[1] - self._start
         if not self._was_tracing:
             tracemalloc.stop()
+
+
+@contextlib.contextmanager
+def open_replaced_by(tracking_open: Callable[..., Any]) -> Iterator[None]:
+    """Route every spelling of ``open`` to ``tracking_open`` for the block, then restore it.
+
+    That is ``builtins.open``, ``io.open`` and, in a notebook, IPython's own ``open`` (which
+    calls its module's ``io_open``). ``tracking_open`` may call ``ORIGINAL_OPEN`` itself.
+    """
+    ipython = sys.modules.get("IPython.core.interactiveshell")
+    patched = [(builtins, "open"), (io, "open")]
+    if ipython is not None and hasattr(ipython, "io_open"):
+        patched.append((ipython, "io_open"))
+    saved = [(module, name, getattr(module, name)) for module, name in patched]
+    for module, name in patched:
+        setattr(module, name, tracking_open)
+    try:
+        yield
+    finally:
+        for module, name, value in saved:
+            setattr(module, name, value)
+
+
+ORIGINAL_OPEN = builtins.open
 
 
 def plural(count: int, word: str) -> str:
