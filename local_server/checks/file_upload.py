@@ -112,9 +112,14 @@ def _tracked_open(log: _ReadLog) -> Iterator[None]:
 
     # aiohttp warns (ResourceWarning) when given a large bytes body: the memory check reports
     # that mistake in words, so the warning is recorded here, not raised.
-    with open_replaced_by(tracking_open), warnings.catch_warnings(record=True):
-        warnings.simplefilter("always")
-        yield
+    try:
+        with open_replaced_by(tracking_open), warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            yield
+    finally:
+        for handle in log.handles:  # close what the learner left open, after judging it
+            if not handle.closed:
+                handle.close()
         for handle in log.handles:  # close what the learner left open, after judging it
             if not handle.closed:
                 handle.close()
