@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import re
+import sys
 from pathlib import Path
 
 import nbformat
@@ -81,8 +82,10 @@ def render(notebook: nbformat.NotebookNode) -> str:
     return nbformat.writes(notebook) + "\n"
 
 
-def main() -> None:
-    for solution_path in notebooks_in(SOLUTIONS):
+def main(args: list[str]) -> None:
+    """Regenerate the exercise of each solution named in ``args`` (default: every solution)."""
+    solutions = [Path(arg) for arg in args] or notebooks_in(SOLUTIONS)
+    for solution_path in solutions:
         target = exercise_path(solution_path)
         text = render(exercise_from(read(solution_path)))
         if not target.exists() or target.read_text(encoding="utf-8") != text:
@@ -91,4 +94,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
