@@ -35,8 +35,10 @@ async def serve(
 ) -> AsyncIterator[str]:
     """Start ``app`` on ``host``/``port`` (0: any free port); yield its base URL; clean up."""
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
-    await runner.setup()
     try:
+        # Inside the try: when a start-up step fails, the cleanup contexts that did start
+        # are still exited (aiohttp skips on_cleanup then: the app never finished starting).
+        await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
         yield f"http://{host}:{site.port}"

@@ -72,3 +72,17 @@ async def test_failing_handler_is_captured_not_printed(capsys):
     assert [record.exc_info[0] for record in errors] == [ZeroDivisionError]
     assert capsys.readouterr().err == ""
     assert logging.getLogger("aiohttp.server").propagate
+
+
+async def test_a_failed_start_up_still_exits_the_contexts_that_started():
+    app = _app()
+
+    async def broken_start(app: web.Application):
+        raise ConnectionError("upstream down")
+        yield  # pragma: no cover
+
+    app.cleanup_ctx.append(broken_start)
+    with pytest.raises(ConnectionError, match="upstream down"):
+        async with serve(app):
+            pytest.fail("the body must not run when start-up fails")
+    assert app[EVENTS] == ["startup", "cleanup"]
