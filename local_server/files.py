@@ -22,6 +22,10 @@ digest a download must have.
   file, after announcing the full Content-Length: the client sees ``ClientPayloadError``.
   A response that starts at or after byte N is unaffected, so resuming with
   ``Range: bytes=N-`` on the same URL completes the download.
+- ``?fail=N&key=K`` (N ≤ 100): the first N calls for your (learner, key) answer 503 (or
+  ``?status=``) with a JSON error, plus ``Retry-After`` if ``?retry_after=S`` (``&date=1``);
+  later calls get the file. It is the counter of ``/fail/{key}/{n}``: every answer carries
+  ``X-Attempt``, and ``GET /fail/{key}`` shows the key's call log.
 
 Uploads: ``POST /upload`` or ``PUT /upload``. A multipart body is reported part by part
 (name, filename, content type, size, SHA-256, and the value of small text fields); any other
@@ -48,6 +52,14 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from . import timing
 from .errors import UnreadableBody, bad_request
+from .faults import (
+    DEFAULT_FAIL_STATUS,
+    KEY,
+    MAX_FAILURES,
+    _failure,
+    _faults,
+    _retry_after_headers,
+)
 from .params import parse_int, path_int, query_int
 
 routes = web.RouteTableDef()
@@ -216,7 +228,7 @@ def _rate(request: web.Request, length: int) -> int | None:
 
 @routes.get("/files/{size}")
 async def download(request: web.Request) -> web.StreamResponse:
-    """Fixed data of size bytes (≤256 MiB): Range, ETag, ?name=, ?rate=, ?break_at=."""
+    """Fixed data (≤256 MiB): Range, ETag, ?name=, ?rate=, ?break_at=, ?fail=&key=."""
     size = path_int(request, "size", 0, MAX_FILE_BYTES)
     name = _name(request, size)
     break_at = query_int(request, "break_at", size, 1, max(1, size))
@@ -234,7 +246,11 @@ async def download(request: web.Request) -> web.StreamResponse:
     elif wanted:
         headers["X-Range-Ignored"] = wanted
     rate = _rate(request, last - first + 1)
-    resp = web.StreamResponse(status=206 if isinstance(wanted, tuple) else 200, headers=headers)
+    status = 206 if isinstance(wanted, tuple) else 200
+    failure = _injected_failure(request, status, headers)
+    if failure is not None:
+        return failure
+    resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = last - first + 1
     await resp.prepare(request)
     if request.method == "HEAD":
@@ -245,6 +261,33 @@ async def download(request: web.Request) -> web.StreamResponse:
     if complete and breaks and request.transport is not None:
         request.transport.close()  # the body stops short of its Content-Length
     return resp
+
+
+def _injected_failure(
+    request: web.Request, status: int, headers: dict[str, str]
+) -> web.Response | None:
+    """``?fail=N&key=K``: the failure for one of the key's first N calls, else None.
+
+    Every call is counted in the key's ``/fail/{key}`` log and gets ``X-Attempt`` (added to
+    ``headers`` for the file's own answer).
+    """
+    if "fail" not in request.query:
+        return None
+    n = query_int(request, "fail", 0, 0, MAX_FAILURES)
+    key = request.query.get("key", "")
+    if not KEY.fullmatch(key):
+        bad_request(f"fail= needs key=: 1 to 64 letters, digits, '_', '-' or '.', got {key[:70]!r}")
+    fail_status = query_int(request, "status", DEFAULT_FAIL_STATUS, 400, 599)
+    retry_after = _retry_after_headers(request, "retry_after", None)
+    counter = _faults(request).counters.get(key)
+    failing = counter.calls < n
+    now = asyncio.get_running_loop().time()
+    attempt = counter.record(request.method, fail_status if failing else status, now)
+    headers["X-Attempt"] = str(attempt)
+    if not failing:
+        return None
+    detail = f"attempt {attempt} failed on purpose: key {key!r} fails its first {n} calls"
+    return _failure(fail_status, detail, {"X-Attempt": str(attempt), **retry_after})
 
 
 async def _send(resp: web.StreamResponse, pieces: Iterator[bytes], rate: int | None) -> bool:

@@ -364,6 +364,69 @@ async def test_resumed_download_reproduces_the_sha256(server_client):
     assert hashlib.sha256(data).hexdigest() == info["sha256"] == file_sha256(size)
 
 
+# --- ?fail=N&key=K: transient failures before the file ---------------------------------------
+
+
+async def test_fail_answers_503_n_times_then_the_file(server_client):
+    size = 5000
+    params = {"fail": 2, "key": "busy", "retry_after": 1}
+    for attempt in (1, 2):
+        resp = await server_client.get(f"/files/{size}", params=params)
+        await json_error_detail(resp, 503)
+        assert resp.headers["Retry-After"] == "1"
+        assert resp.headers["X-Attempt"] == str(attempt)
+    resp = await server_client.get(f"/files/{size}", params=params)
+    assert resp.status == 200
+    assert resp.headers["X-Attempt"] == "3"
+    assert hashlib.sha256(await resp.read()).hexdigest() == file_sha256(size)
+    log = (await (await server_client.get("/fail/busy")).json())["log"]
+    assert [(entry["attempt"], entry["status"]) for entry in log] == [(1, 503), (2, 503), (3, 200)]
+
+
+async def test_fail_counts_ranges_and_keeps_learners_apart(server_client):
+    params = {"fail": 1, "key": "k", "status": 429}
+    resp = await server_client.get("/files/1000", params=params, headers={"Range": "bytes=10-"})
+    await json_error_detail(resp, 429)
+    assert "Retry-After" not in resp.headers
+    resp = await server_client.get("/files/1000", params=params, headers={"Range": "bytes=10-"})
+    assert resp.status == 206
+    assert await resp.read() == content(1000)[10:]
+    ada = await server_client.get("/files/1000", params=params, headers={"X-Learner": "ada"})
+    await json_error_detail(ada, 429)
+    log = (await (await server_client.get("/fail/k")).json())["log"]
+    assert [entry["status"] for entry in log] == [429, 206]
+
+
+async def test_fail_zero_and_key_alone_change_nothing(server_client):
+    resp = await server_client.get("/files/100", params={"fail": 0, "key": "z"})
+    assert resp.status == 200 and resp.headers["X-Attempt"] == "1"
+    assert await resp.read() == content(100)
+    resp = await server_client.get("/files/100", params={"key": "z"})
+    assert resp.status == 200 and "X-Attempt" not in resp.headers
+
+
+@pytest.mark.parametrize(
+    ("params", "word"),
+    [
+        ({"fail": "-1", "key": "k"}, "fail"),
+        ({"fail": "101", "key": "k"}, "fail"),
+        ({"fail": "x", "key": "k"}, "fail"),
+        ({"fail": "1"}, "key"),
+        ({"fail": "1", "key": ""}, "key"),
+        ({"fail": "1", "key": "a/b"}, "key"),
+        ({"fail": "1", "key": "k" * 65}, "key"),
+        ({"fail": "1", "key": "k", "status": "200"}, "status"),
+        ({"fail": "1", "key": "k", "retry_after": "-1"}, "retry_after"),
+        ({"fail": "1", "key": "k", "retry_after": "1", "date": "2"}, "date"),
+    ],
+)
+async def test_bad_fail_parameters_are_400_and_not_counted(server_client, params, word):
+    resp = await server_client.get("/files/100", params=params)
+    assert word in await json_error_detail(resp, 400)
+    log = (await (await server_client.get("/fail/k")).json())["log"]
+    assert log == []
+
+
 # --- uploads: raw bodies ---------------------------------------------------------------------
 
 
