@@ -1,0 +1,619 @@
+"""Checks for exercise 14, testing aiohttp code: ``from local_server.checks import testing``.
+
+The learner writes *tests*, and the checks judge the tests. The code under test lives here, so
+the notebook and the checks share one copy: ``get_user`` (a client function) and ``make_app``
+(a small users API). Each check runs the learner's test against the correct code, where it
+must pass, and then against deliberately broken versions, each of which it must catch:
+
+- a client test is ``async def test_...(get_user)``: it receives the implementation under test
+  and mocks the network itself, with ``aioresponses``;
+- a server test is ``async def test_...(client)``: it receives an
+  ``aiohttp.test_utils.TestClient`` that the check built around the app under test.
+
+Besides the bugs a test missed, a check names a test that fails against the correct code
+(quoting the line and the exception), a test that asserts nothing (it passes against every
+broken version), a test that makes a real request beyond this machine, and a test that leaves
+a ``ClientSession`` open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import ipaddress
+import json
+import os
+import threading
+import traceback
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from ..runner import LocalServer
+from ..serving import captured_server_errors
+from .harness import Mistake, SessionSpy, call_async, check, plural
+
+# How long one run of a learner's test may take before the check calls it stuck.
+RUN_PATIENCE_SECONDS = 3.0
+
+# --- The code under test: a client function ----------------------------------------------
+
+
+async def get_user(
+    session: aiohttp.ClientSession,
+    base_url: str,
+    user_id: int,
+    *,
+    attempts: int = 3,
+    delay: float = 0.01,
+) -> dict:
+    """GET ``{base_url}/users/{user_id}`` asking for JSON, and return the decoded JSON.
+
+    A 503 or a connection error is retried, up to ``attempts`` calls in all, ``delay`` seconds
+    apart; when they run out, the last error is raised. Any other 4xx/5xx raises
+    ``aiohttp.ClientResponseError`` at once. A timeout is not retried: it propagates.
+    """
+    url = f"{base_url}/users/{user_id}"
+    for attempt in range(1, attempts + 1):
+        last = attempt == attempts
+        try:
+            async with session.get(url, headers={"Accept": "application/json"}) as response:
+                if response.status == 503 and not last:
+                    await asyncio.sleep(delay)
+                    continue
+                response.raise_for_status()
+                return await response.json()
+        except aiohttp.ClientConnectionError:
+            if last:
+                raise
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+# --- The code under test: a users API ----------------------------------------------------
+
+USERS = web.AppKey("users", dict)
+
+
+def _json_error(cls: type[web.HTTPException], message: str) -> web.HTTPException:
+    return cls(text=json.dumps({"error": message}), content_type="application/json")
+
+
+async def read_user(request: web.Request) -> web.Response:
+    """GET /users/{user_id}: 200 with the user, 404 if unknown, 400 if the id is not a number."""
+    try:
+        user_id = int(request.match_info["user_id"])
+    except ValueError:
+        raise _json_error(web.HTTPBadRequest, "user id must be an integer") from None
+    user = request.app[USERS].get(user_id)
+    if user is None:
+        raise _json_error(web.HTTPNotFound, f"user {user_id} not found")
+    return web.json_response(user)
+
+
+async def create_user(request: web.Request) -> web.Response:
+    """POST /users with ``{"name": ...}``: 201 with the new user; 400 for a missing name."""
+    try:
+        data = await request.json()
+    except ValueError:
+        raise _json_error(web.HTTPBadRequest, "the body must be JSON") from None
+    name = data.get("name") if isinstance(data, dict) else None
+    if not isinstance(name, str) or not name:
+        raise _json_error(web.HTTPBadRequest, "name must be a non-empty string")
+    users = request.app[USERS]
+    user = {"id": max(users, default=0) + 1, "name": name}
+    users[user["id"]] = user
+    return web.json_response(user, status=201)
+
+
+def make_app() -> web.Application:
+    """The users API, with one user already stored: ``{"id": 1, "name": "Ada"}``."""
+    app = web.Application()
+    app[USERS] = {1: {"id": 1, "name": "Ada"}}
+    app.router.add_get("/users/{user_id}", read_user)
+    app.router.add_post("/users", create_user)
+    return app
+
+
+# --- Broken versions of get_user ---------------------------------------------------------
+
+
+def _broken_get_user(
+    *,
+    path: str = "users",
+    accept: bool = True,
+    as_text: bool = False,
+    sends_twice: bool = False,
+    raises_for_status: bool = True,
+    swallow: tuple[type[BaseException], ...] = (),
+    retry_statuses: Callable[[int], bool] = lambda status: status == 503,
+    extra_attempts: int = 0,
+    silent_give_up: bool = False,
+) -> Callable[..., Awaitable[Any]]:
+    """``get_user`` with one bug switched on; the defaults behave like the correct one."""
+
+    async def broken(
+        session: aiohttp.ClientSession,
+        base_url: str,
+        user_id: int,
+        *,
+        attempts: int = 3,
+        delay: float = 0.01,
+    ) -> Any:
+        url = f"{base_url}/{path}/{user_id}"
+        headers = {"Accept": "application/json"} if accept else {}
+        attempts += extra_attempts
+        try:
+            for attempt in range(1, attempts + 1):
+                last = attempt == attempts
+                try:
+                    if sends_twice:
+                        async with session.get(url, headers=headers) as response:
+                            await response.read()
+                    async with session.get(url, headers=headers) as response:
+                        if retry_statuses(response.status) and not last:
+                            await asyncio.sleep(delay)
+                            continue
+                        if silent_give_up and retry_statuses(response.status):
+                            return None
+                        if raises_for_status:
+                            response.raise_for_status()
+                        return await (response.text() if as_text else response.json())
+                except aiohttp.ClientConnectionError:
+                    if last:
+                        raise
+                    await asyncio.sleep(delay)
+        except swallow:
+            return None
+        return None
+
+    return broken
+
+
+@dataclass(frozen=True)
+class Bug:
+    """One broken version: what it does wrong, in the words a learner reads, and a hint."""
+
+    name: str
+    does: str
+    hint: str
+    version: Callable[..., Any]
+
+
+REQUEST_BUGS = [
+    Bug(
+        "wrong-path",
+        "requests /user/42 instead of /users/42",
+        "register only the exact URL with aioresponses, or assert it: "
+        "`m.assert_called_once_with(url, headers=...)`.",
+        _broken_get_user(path="user"),
+    ),
+    Bug(
+        "no-accept-header",
+        "does not send the `Accept: application/json` header",
+        "look at what the request carried: "
+        "`m.requests[('GET', URL(url))][0].kwargs['headers']`, or "
+        "`m.assert_called_once_with(url, headers={'Accept': 'application/json'})`.",
+        _broken_get_user(accept=False),
+    ),
+    Bug(
+        "returns-text",
+        "returns the body as a string instead of the decoded JSON",
+        "compare the return value with the payload you registered: `assert user == payload`.",
+        _broken_get_user(as_text=True),
+    ),
+    Bug(
+        "sends-twice",
+        "sends the request twice",
+        "count the calls: `m.assert_called_once()`, or `len(m.requests[key]) == 1` "
+        "(a response registered with `repeat=True` answers any number of calls).",
+        _broken_get_user(sends_twice=True),
+    ),
+]
+
+ERROR_BUGS = [
+    Bug(
+        "ignores-status",
+        "ignores a 404 (it returns the error body instead of raising)",
+        "register `status=404` and expect the error: "
+        "`with pytest.raises(aiohttp.ClientResponseError) as info:` then check "
+        "`info.value.status == 404`.",
+        _broken_get_user(raises_for_status=False),
+    ),
+    Bug(
+        "swallows-connection-errors",
+        "returns None when the connection fails on every attempt",
+        "register `exception=aiohttp.ClientConnectionError(...)` (with `repeat=True`, it is "
+        "retried) and expect it to be raised: `pytest.raises(aiohttp.ClientConnectionError)`.",
+        _broken_get_user(swallow=(aiohttp.ClientConnectionError,)),
+    ),
+    Bug(
+        "swallows-timeouts",
+        "returns None when the request times out",
+        "register `timeout=True` (aioresponses raises TimeoutError) and expect it: "
+        "`pytest.raises(TimeoutError)`.",
+        _broken_get_user(swallow=(TimeoutError,)),
+    ),
+]
+
+RETRY_BUGS = [
+    Bug(
+        "no-retry",
+        "does not retry a 503",
+        "register a 503 and then a 200 for the same URL: the function must return the "
+        "200's payload, after 2 calls.",
+        _broken_get_user(retry_statuses=lambda status: False),
+    ),
+    Bug(
+        "retries-4xx",
+        "retries a 404 as well (3 calls instead of 1)",
+        "register a 404 with `repeat=True` and assert it was requested once: "
+        "`len(m.requests[('GET', URL(url))]) == 1`.",
+        _broken_get_user(retry_statuses=lambda status: status >= 400),
+    ),
+    Bug(
+        "too-many-attempts",
+        "makes 5 calls when attempts=3",
+        "register a 503 with `repeat=True` and count the calls: exactly `attempts` of them.",
+        _broken_get_user(extra_attempts=2),
+    ),
+    Bug(
+        "gives-up-silently",
+        "returns None when every attempt got a 503, instead of raising",
+        "expect `aiohttp.ClientResponseError` with status 503 once the attempts run out.",
+        _broken_get_user(silent_give_up=True),
+    ),
+]
+
+# --- Broken versions of the users API ----------------------------------------------------
+
+
+def _broken_app(
+    *,
+    unknown_ok: bool = False,
+    validates_id: bool = True,
+    wrapped: bool = False,
+    created_status: int = 201,
+    validates_name: bool = True,
+) -> Callable[[], web.Application]:
+    async def read(request: web.Request) -> web.Response:
+        raw = request.match_info["user_id"]
+        if validates_id and not raw.lstrip("-").isdigit():
+            raise _json_error(web.HTTPBadRequest, "user id must be an integer")
+        user_id = int(raw)  # without validation: ValueError, a 500
+        user = request.app[USERS].get(user_id)
+        if user is None and not unknown_ok:
+            raise _json_error(web.HTTPNotFound, f"user {user_id} not found")
+        return web.json_response({"user": user} if wrapped else user)
+
+    async def create(request: web.Request) -> web.Response:
+        if not validates_name:
+            name = (await request.json())["name"]  # KeyError on {}: a 500
+        else:
+            try:
+                data = await request.json()
+            except ValueError:
+                raise _json_error(web.HTTPBadRequest, "the body must be JSON") from None
+            name = data.get("name") if isinstance(data, dict) else None
+            if not isinstance(name, str) or not name:
+                raise _json_error(web.HTTPBadRequest, "name must be a non-empty string")
+        users = request.app[USERS]
+        user = {"id": max(users, default=0) + 1, "name": name}
+        users[user["id"]] = user
+        return web.json_response(user, status=created_status)
+
+    def factory() -> web.Application:
+        app = web.Application()
+        app[USERS] = {1: {"id": 1, "name": "Ada"}}
+        app.router.add_get("/users/{user_id}", read)
+        app.router.add_post("/users", create)
+        return app
+
+    return factory
+
+
+APP_BUGS = [
+    Bug(
+        "unknown-user-200",
+        "answers 200 with `null` for an unknown user, instead of 404",
+        "request a user that does not exist (`/users/999`) and assert `resp.status == 404`.",
+        _broken_app(unknown_ok=True),
+    ),
+    Bug(
+        "no-id-validation",
+        "answers 500 for `/users/abc` (the handler raised ValueError), instead of 400",
+        "request `/users/abc` and assert `resp.status == 400`.",
+        _broken_app(validates_id=False),
+    ),
+    Bug(
+        "wrong-shape",
+        'answers `{"user": {"id": 1, "name": "Ada"}}` instead of `{"id": 1, "name": "Ada"}`',
+        'compare the whole body: `assert await resp.json() == {"id": 1, "name": "Ada"}`.',
+        _broken_app(wrapped=True),
+    ),
+    Bug(
+        "created-200",
+        "answers 200 to a successful POST /users, instead of 201 Created",
+        "assert the status of the POST: `resp.status == 201`.",
+        _broken_app(created_status=200),
+    ),
+    Bug(
+        "no-name-validation",
+        "answers 500 to a POST /users without a name (the handler raised KeyError), instead of 400",
+        "POST `json={}` and assert `resp.status == 400`.",
+        _broken_app(validates_name=False),
+    ),
+]
+
+# --- Guarding the network ----------------------------------------------------------------
+
+_LOCAL_NAMES = {"localhost"}
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None or host in _LOCAL_NAMES:
+        return host is not None
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def _outside_requests_blocked() -> Iterator[list[str]]:
+    """Refuse real requests to anything but this machine, from this thread; list them.
+
+    It wraps ``ClientSession._request``, the method aioresponses replaces while it is active,
+    so a mocked request never reaches it; only a request that would really go out does.
+    """
+    blocked: list[str] = []
+    thread = threading.get_ident()
+    original = aiohttp.ClientSession._request
+
+    @functools.wraps(original)
+    async def guarded(session: aiohttp.ClientSession, method: str, str_or_url: Any, **kw: Any):
+        if threading.get_ident() == thread:
+            url = session._build_url(str_or_url)
+            if not _is_loopback(url.host):
+                blocked.append(f"{method} {url}")
+                raise aiohttp.ClientConnectionError(f"the check blocked a real request to {url}")
+        return await original(session, method, str_or_url, **kw)
+
+    aiohttp.ClientSession._request = guarded  # type: ignore[method-assign]
+    try:
+        yield blocked
+    finally:
+        aiohttp.ClientSession._request = original  # type: ignore[method-assign]
+
+
+# --- Running a learner's test ------------------------------------------------------------
+
+_LIBRARY_PARTS = tuple(
+    f"{os.sep}{name}{os.sep}"
+    for name in ("aiohttp", "asyncio", "local_server", "aioresponses", "_pytest", "unittest")
+)
+
+
+def _where(exc: BaseException) -> str:
+    """' at line N of test_x(): `source`' for the innermost frame of the learner's code."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not any(part in frame.filename for part in _LIBRARY_PARTS)
+    ]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    line = f": `{frame.line.strip()}`" if frame.line else ""
+    return f" at line {frame.lineno} of {frame.name}(){line}"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if len(text) > 200:
+        text = text[:200] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass
+class Run:
+    """What one run of the learner's test did."""
+
+    error: BaseException | None
+    blocked: list[str]
+    left_open: int
+    hung: bool = False
+
+
+async def _run_once(
+    task: str, learner: Any, argument: Any, spy: SessionSpy, guard_blocked: list[str]
+) -> Run:
+    before = len(guard_blocked)
+    known = len(spy.sessions)
+    call = asyncio.ensure_future(call_async(task, learner, argument))
+    done, _ = await asyncio.wait({call}, timeout=RUN_PATIENCE_SECONDS)
+    if not done:
+        call.cancel()
+        await asyncio.wait({call}, timeout=1.0)
+    # Sessions the learner's test opened and left open (not the check's own TestClient).
+    leaked = [session for session in spy.sessions[known:] if not session.closed]
+    for session in leaked:
+        await session.close()
+    if not done:
+        return Run(None, guard_blocked[before:], len(leaked), hung=True)
+    error = call.exception()
+    if isinstance(error, (NotImplementedError, Mistake)):
+        raise error
+    return Run(error, guard_blocked[before:], len(leaked))
+
+
+def _judge_correct_run(task: str, run: Run, subject: str) -> None:
+    """Raise the Mistake a run against the correct code shows, if any."""
+    if run.blocked:
+        raise Mistake(
+            "real-network",
+            f"your test made a real request to {run.blocked[0]} (the check blocked it).",
+            "a unit test must not depend on the outside world: wrap the calls in "
+            "`with aioresponses() as m:` and register every URL the code requests.",
+        )
+    if run.hung:
+        raise Mistake(
+            "test-hangs",
+            f"your test did not finish within {RUN_PATIENCE_SECONDS:g} s against {subject}.",
+            "does it wait for something that never comes? With aioresponses nothing is slow.",
+        )
+    if run.error is not None:
+        error = run.error
+        hint = "a test must pass against correct code: check what you expect."
+        if not isinstance(error, AssertionError):
+            hint = (
+                f"the correct code led to {type(error).__name__} where your test did not "
+                "expect it: expect the class the code really raises, or fix the mock."
+            )
+        if isinstance(error, aiohttp.ClientConnectionError) and "Connection refused" in str(error):
+            hint = (
+                "aioresponses had no response left for that request: register the exact URL "
+                "the code requests (each registered response answers once, unless you pass "
+                "`repeat=True`)."
+            )
+        raise Mistake(
+            "fails-on-correct-code",
+            f"your test failed against {subject}{_where(error)}: {_describe(error)}.",
+            hint,
+        )
+    if run.left_open:
+        raise Mistake(
+            "unclosed-session",
+            f"your test left {plural(run.left_open, 'ClientSession')} open.",
+            "create it with `async with aiohttp.ClientSession() as session:` so it is closed "
+            "even when an assertion fails.",
+        )
+
+
+async def _judge(
+    task: str,
+    learner: Any,
+    spy: SessionSpy,
+    subject: str,
+    bugs: list[Bug],
+    run_with: Callable[[Any, Any], Awaitable[Run]],
+    correct: Any,
+    nothing_hint: str,
+) -> list[Bug]:
+    """Run against the correct code, then each bug; return the bugs the test missed."""
+    run = await run_with(learner, correct)
+    _judge_correct_run(task, run, subject)
+    missed = []
+    for bug in bugs:
+        run = await run_with(learner, bug.version)
+        if run.blocked:
+            _judge_correct_run(task, run, subject)
+        if run.error is None and not run.hung:
+            missed.append(bug)
+    if missed and len(missed) == len(bugs):
+        raise Mistake(
+            "asserts-nothing",
+            f"your test passed against all {len(bugs)} broken versions as well as the correct "
+            "one: it does not check anything that matters.",
+            nothing_hint,
+        )
+    if missed:
+        names = "; ".join(f"one that {bug.does}" for bug in missed[1:])
+        also = f" (it also missed {names})" if len(missed) > 1 else ""
+        raise Mistake(
+            missed[0].name,
+            f"your test did not notice a {subject.removeprefix('the correct ')} that "
+            f"{missed[0].does}{also}.",
+            missed[0].hint,
+        )
+    return missed
+
+
+def _client_runner(task: str, spy: SessionSpy, blocked: list[str]):
+    async def run_with(learner: Any, version: Any) -> Run:
+        return await _run_once(task, learner, version, spy, blocked)
+
+    return run_with
+
+
+async def _judge_client_test(task: str, learner: Any, spy: SessionSpy, bugs: list[Bug]) -> None:
+    with _outside_requests_blocked() as blocked:
+        runner = _client_runner(task, spy, blocked)
+        await _judge(
+            task, learner, spy, "the correct get_user", bugs, runner, get_user, CLIENT_NOTHING
+        )
+
+
+CLIENT_NOTHING = (
+    "a test must fail when the code is wrong: assert what the function returns or raises, "
+    "and what it requested (`m.requests`, `m.assert_called_once_with(...)`)."
+)
+APP_NOTHING = "a test must fail when the code is wrong: assert each response's status and body."
+
+
+# --- Task 1: the request and the result --------------------------------------------------
+
+
+@check("test_returns_the_user", timeout=30)
+async def test_returns_the_user(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
+    """The learner's test must catch a wrong path, a missing header, text, and a double call."""
+    await _judge_client_test("test_returns_the_user", learner, spy, REQUEST_BUGS)
+    return (
+        f"passes against get_user and catches all {len(REQUEST_BUGS)} broken versions: a wrong "
+        "path, a missing Accept header, text instead of JSON, a request sent twice."
+    )
+
+
+# --- Task 2: errors ------------------------------------------------------------------------
+
+
+@check("test_errors_are_raised", timeout=30)
+async def test_errors_are_raised(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
+    """The learner's test must catch an ignored 404, a swallowed connection error or timeout."""
+    await _judge_client_test("test_errors_are_raised", learner, spy, ERROR_BUGS)
+    return (
+        f"passes against get_user and catches all {len(ERROR_BUGS)} broken versions: an "
+        "ignored 404, a swallowed connection error, a swallowed timeout."
+    )
+
+
+# --- Task 3: retries -----------------------------------------------------------------------
+
+
+@check("test_retries", timeout=30)
+async def test_retries(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
+    """The learner's test must catch no retry, a retried 404, extra attempts, a silent give-up."""
+    await _judge_client_test("test_retries", learner, spy, RETRY_BUGS)
+    return (
+        f"passes against get_user and catches all {len(RETRY_BUGS)} broken versions: no retry, "
+        "a retried 404, too many attempts, giving up without raising."
+    )
+
+
+# --- Task 4: the users API -----------------------------------------------------------------
+
+
+@check("test_user_api", timeout=40)
+async def test_user_api(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
+    """The learner's test gets a TestClient around the correct app, then each broken app."""
+    task = "test_user_api"
+    with _outside_requests_blocked() as blocked:
+
+        async def run_with(learner: Any, factory: Callable[[], web.Application]) -> Run:
+            with captured_server_errors():
+                async with TestClient(TestServer(factory())) as client:
+                    return await _run_once(task, learner, client, spy, blocked)
+
+        await _judge(
+            task, learner, spy, "the correct users API", APP_BUGS, run_with, make_app, APP_NOTHING
+        )
+    return (
+        f"passes against the users API and catches all {len(APP_BUGS)} broken versions: a 200 "
+        "for an unknown user, a 500 for a bad id, a wrapped body, a 200 for a creation, a 500 "
+        "for a missing name."
+    )
