@@ -142,6 +142,13 @@ def test_a_missing_registration_gets_the_aioresponses_hint():
     assert "Connection refused" in verdict.message and "repeat=True" in verdict.hint
 
 
+def test_a_failing_test_is_quoted_at_its_own_line():
+    verdict = check.test_returns_the_user.diagnose(request_wrong_expectation)
+    assert "of request_wrong_expectation(): `assert await get_user(" in verdict.message, (
+        verdict.render()
+    )
+
+
 def test_a_stub_is_not_implemented():
     async def stub(get_user):
         raise NotImplementedError("your code here")

@@ -14,10 +14,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import sysconfig
-import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -26,15 +23,8 @@ from yarl import URL
 
 from ..runner import LocalServer
 from ..serving import captured_server_errors, serve
-from .harness import Mistake, SessionSpy, check
+from .harness import Mistake, SessionSpy, check, learner_frame
 
-# Frames from these places are not the learner's: the standard library, installed packages and
-# the course's own code (the checker's probe handler included).
-_NOT_LEARNER = (
-    sysconfig.get_paths()["stdlib"],
-    sysconfig.get_paths()["purelib"],
-    str(Path(__file__).resolve().parent.parent),
-)
 _NO_BODY = object()
 _ERROR_CLASSES = {400: "HTTPBadRequest", 404: "HTTPNotFound"}
 
@@ -84,13 +74,9 @@ class Reply:
 def _describe(exc: BaseException) -> str:
     """``KeyError: 'name' (line 4 of create_item())`` for the exception behind a 500."""
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    frames = [
-        frame
-        for frame in traceback.extract_tb(exc.__traceback__)
-        if not frame.filename.startswith(_NOT_LEARNER)
-    ]
-    if frames:
-        text += f" (line {frames[-1].lineno} of {frames[-1].name}())"
+    frame = learner_frame(exc)
+    if frame is not None:
+        text += f" (line {frame.lineno} of {frame.name}())"
     return text
 
 

@@ -16,13 +16,14 @@ import contextlib
 import functools
 import inspect
 import io
-import os
 import sys
+import sysconfig
 import threading
 import traceback
 import tracemalloc
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import aiohttp
@@ -263,19 +264,32 @@ def _run_in_thread(task: str, body: CheckBody, learner: Any, timeout: float) -> 
     )
 
 
-_LIBRARY_PARTS = tuple(f"{os.sep}{name}{os.sep}" for name in ("aiohttp", "asyncio", "local_server"))
+# Frames from these places are not the learner's: the standard library, installed packages
+# and the course's own package (its checks and their probe handlers included).
+_NOT_LEARNER = (
+    sysconfig.get_paths()["stdlib"],
+    sysconfig.get_paths()["purelib"],
+    sysconfig.get_paths()["platlib"],
+    str(Path(__file__).resolve().parent.parent),
+)
 
 
-def _where_in_learner(exc: BaseException) -> str:
-    """"the error came from line N of f()" for the innermost frame outside the libraries."""
+def learner_frame(exc: BaseException) -> traceback.FrameSummary | None:
+    """The innermost frame of ``exc``'s traceback in the learner's own code, if any."""
     frames = [
         frame
         for frame in traceback.extract_tb(exc.__traceback__)
-        if not any(part in frame.filename for part in _LIBRARY_PARTS)
+        if not frame.filename.startswith(_NOT_LEARNER)
     ]
-    if not frames:
+    return frames[-1] if frames else None
+
+
+def _where_in_learner(exc: BaseException) -> str:
+    """'the error came from line N of f().' for the learner's innermost frame."""
+    frame = learner_frame(exc)
+    if frame is None:
         return ""
-    return f"the error came from line {frames[-1].lineno} of {frames[-1].name}()."
+    return f"the error came from line {frame.lineno} of {frame.name}()."
 
 
 async def _guarded(task: str, body: CheckBody, learner: Any, timeout: float) -> Verdict:

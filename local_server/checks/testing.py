@@ -23,9 +23,7 @@ import contextlib
 import functools
 import ipaddress
 import json
-import os
 import threading
-import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +34,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ..runner import LocalServer
 from ..serving import captured_server_errors
-from .harness import Mistake, SessionSpy, call_async, check, plural
+from .harness import Mistake, SessionSpy, call_async, check, learner_frame, plural
 
 # How long one run of a learner's test may take before the check calls it stuck.
 RUN_PATIENCE_SECONDS = 3.0
@@ -393,22 +391,11 @@ def _outside_requests_blocked() -> Iterator[list[str]]:
 
 # --- Running a learner's test ------------------------------------------------------------
 
-_LIBRARY_PARTS = tuple(
-    f"{os.sep}{name}{os.sep}"
-    for name in ("aiohttp", "asyncio", "local_server", "aioresponses", "_pytest", "unittest")
-)
-
-
 def _where(exc: BaseException) -> str:
     """' at line N of test_x(): `source`' for the innermost frame of the learner's code."""
-    frames = [
-        frame
-        for frame in traceback.extract_tb(exc.__traceback__)
-        if not any(part in frame.filename for part in _LIBRARY_PARTS)
-    ]
-    if not frames:
+    frame = learner_frame(exc)
+    if frame is None:
         return ""
-    frame = frames[-1]
     line = f": `{frame.line.strip()}`" if frame.line else ""
     return f" at line {frame.lineno} of {frame.name}(){line}"
 

@@ -1,0 +1,57 @@
+"""The harness's own behaviour: where a learner's error came from, and verdicts for odd input."""
+
+from __future__ import annotations
+
+import json
+
+from local_server.checks.harness import check, learner_frame
+
+
+def _parse(text: str) -> object:
+    return json.loads(text)  # the error is raised inside the standard library
+
+
+def test_learner_frame_skips_the_standard_library():
+    try:
+        _parse("{not json")
+    except ValueError as error:
+        frame = learner_frame(error)
+    assert frame is not None
+    assert frame.name == "_parse"
+    assert frame.filename == __file__
+
+
+def test_learner_frame_is_none_when_only_library_code_raised():
+    try:
+        json.loads("{not json")
+    except ValueError as error:
+        # the only frame outside the stdlib is this test function itself
+        assert learner_frame(error).filename == __file__
+        error.__traceback__ = error.__traceback__.tb_next  # drop this test's own frame
+        assert learner_frame(error) is None
+
+
+@check("demo")
+async def demo(learner, server, spy) -> str:
+    await learner()
+    return "fine"
+
+
+def test_an_unexpected_error_names_the_learners_line():
+    async def learner_code():
+        return _parse("{not json")
+
+    verdict = demo.diagnose(learner_code)
+    assert verdict.problem == "raised"
+    assert verdict.message.startswith("demo raised JSONDecodeError")
+    assert verdict.hint.startswith("the error came from line ")
+    assert verdict.hint.endswith(" of _parse().")
+
+
+def test_not_callable_and_not_implemented():
+    assert demo.diagnose(42).problem == "not-callable"
+
+    async def stub():
+        raise NotImplementedError("your code here")
+
+    assert demo.diagnose(stub).problem == "not-implemented"
