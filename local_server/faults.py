@@ -218,23 +218,44 @@ async def fail_reset(request: web.Request) -> web.Response:
     return web.json_response({"key": key, "reset": True})
 
 
+@dataclass(frozen=True)
+class CountedCall:
+    """One call to a fail-N-times key: its attempt number, and the failure to send, if any."""
+
+    attempt: int
+    failure: web.Response | None
+
+
+def count_call(request: web.Request, key: str, failures: int, ok_status: int) -> CountedCall:
+    """Count a call for ``key``, which fails its first ``failures`` calls, in the key's log.
+
+    A failing call gets ``?status=`` (503) with a JSON error, ``X-Attempt`` and the
+    ``Retry-After`` that ``?retry_after=`` asks for; a later call is logged with ``ok_status``.
+    Shared by ``/fail/{key}/{n}`` and ``/files/{size}?fail=N&key=K``.
+    """
+    status = query_int(request, "status", DEFAULT_FAIL_STATUS, 400, 599)
+    retry_after = _retry_after_headers(request, "retry_after", None)
+    counter = _faults(request).counters.get(key)
+    now = asyncio.get_running_loop().time()
+    failing = counter.calls < failures
+    attempt = counter.record(request.method, status if failing else ok_status, now)
+    if not failing:
+        return CountedCall(attempt, None)
+    detail = f"attempt {attempt} failed on purpose: key {key!r} fails its first {failures} calls"
+    headers = {"X-Attempt": str(attempt), **retry_after}
+    return CountedCall(attempt, _failure(status, detail, headers))
+
+
 @routes.route("*", "/fail/{key}/{n}")
 async def fail(request: web.Request) -> web.Response:
     """Fails the first n calls (≤100) per key with ?status= (503), then answers 200."""
     key = _key(request)
     n = path_int(request, "n", 0, MAX_FAILURES)
-    status = query_int(request, "status", DEFAULT_FAIL_STATUS, 400, 599)
-    retry_after = _retry_after_headers(request, "retry_after", None)
-    counter = _faults(request).counters.get(key)
-    now = asyncio.get_running_loop().time()
-    failing = counter.calls < n
-    attempt = counter.record(request.method, status if failing else 200, now)
-    headers = {"X-Attempt": str(attempt)}
-    if failing:
-        detail = f"attempt {attempt} failed on purpose: key {key!r} fails its first {n} calls"
-        return _failure(status, detail, {**headers, **retry_after})
-    body = {"key": key, "attempt": attempt, "failures": n, "method": request.method}
-    return web.json_response(body, headers=headers)
+    call = count_call(request, key, n, 200)
+    if call.failure is not None:
+        return call.failure
+    body = {"key": key, "attempt": call.attempt, "failures": n, "method": request.method}
+    return web.json_response(body, headers={"X-Attempt": str(call.attempt)})
 
 
 # --- /retry-after ----------------------------------------------------------------------------

@@ -52,14 +52,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from . import timing
 from .errors import UnreadableBody, bad_request
-from .faults import (
-    DEFAULT_FAIL_STATUS,
-    KEY,
-    MAX_FAILURES,
-    _failure,
-    _faults,
-    _retry_after_headers,
-)
+from .faults import KEY, MAX_FAILURES, count_call
 from .params import parse_int, path_int, query_int
 
 routes = web.RouteTableDef()
@@ -277,17 +270,9 @@ def _injected_failure(
     key = request.query.get("key", "")
     if not KEY.fullmatch(key):
         bad_request(f"fail= needs key=: 1 to 64 letters, digits, '_', '-' or '.', got {key[:70]!r}")
-    fail_status = query_int(request, "status", DEFAULT_FAIL_STATUS, 400, 599)
-    retry_after = _retry_after_headers(request, "retry_after", None)
-    counter = _faults(request).counters.get(key)
-    failing = counter.calls < n
-    now = asyncio.get_running_loop().time()
-    attempt = counter.record(request.method, fail_status if failing else status, now)
-    headers["X-Attempt"] = str(attempt)
-    if not failing:
-        return None
-    detail = f"attempt {attempt} failed on purpose: key {key!r} fails its first {n} calls"
-    return _failure(fail_status, detail, {"X-Attempt": str(attempt), **retry_after})
+    call = count_call(request, key, n, status)
+    headers["X-Attempt"] = str(call.attempt)
+    return call.failure
 
 
 async def _send(resp: web.StreamResponse, pieces: Iterator[bytes], rate: int | None) -> bool:
