@@ -122,6 +122,7 @@ def _expect_absent(task: str, dest: str, problem: str, what: str, hint: str) -> 
         )
 
 
+RAISE_FIRST_HINT = "call `response.raise_for_status()` before writing anything."
 ATOMIC_HINT = (
     "write to a temporary name in the same directory (`dest + '.part'`) and "
     "`os.replace(temp, dest)` only when every byte arrived and the checksum matched."
@@ -179,13 +180,7 @@ async def download_file(learner: Any, server: LocalServer, spy: SessionSpy) -> s
                 )
                 if error is None and not os.path.exists(dest):
                     raise _swallowed(task, "a 404")
-                _expect_absent(
-                    task,
-                    dest,
-                    "error-page-saved",
-                    "a 404",
-                    "call `response.raise_for_status()` before writing anything.",
-                )
+                _expect_absent(task, dest, "error-page-saved", "a 404", RAISE_FIRST_HINT)
 
                 name = "cut.bin"
                 cut = f"{server.url}/files/{SMALL_SIZE}?name={name}&break_at={SMALL_SIZE // 2}"
@@ -345,13 +340,7 @@ async def download_with_retry(learner: Any, server: LocalServer, spy: SessionSpy
                     )
                 if error is None:
                     raise _swallowed(task, "a 404")
-                _expect_absent(
-                    task,
-                    dest,
-                    "error-page-saved",
-                    "a 404",
-                    "call `response.raise_for_status()` before writing anything.",
-                )
+                _expect_absent(task, dest, "error-page-saved", "a 404", RAISE_FIRST_HINT)
 
                 # The connection drops at CUT_AT unless the request starts there.
                 name = "cut.bin"
