@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import warnings
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -627,3 +629,105 @@ def stub_health(upstream_url: str) -> web.Application:
 def test_a_stub_handler_or_start_up_step_is_not_implemented_yet():
     assert check.second_route.diagnose(stub_route).problem == "not-implemented"
     assert check.fail_fast.diagnose(stub_health).problem == "not-implemented"
+
+
+# --- the exercise's own stubs, and hooks aiohttp cannot run ---------------------------------
+
+
+async def stub_context_without_yield(app: web.Application) -> AsyncIterator[None]:
+    """The exercise's stub as make_exercises leaves it: an async def with no yield."""
+    raise NotImplementedError("your code here")
+
+
+def create_app_around_a_stub_context(upstream_url: str) -> web.Application:
+    return with_ctx(stub_context_without_yield)(upstream_url)
+
+
+def stub_check_upstream_without_yield(upstream_url: str) -> web.Application:
+    app = with_ctx(session_generator, uuid_route=True)(upstream_url)
+    app.cleanup_ctx.append(stub_context_without_yield)
+    return app
+
+
+def test_a_written_create_app_around_the_stub_context_is_not_implemented_yet():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        verdicts = [
+            check.shared_session.diagnose(create_app_around_a_stub_context),
+            check.fail_fast.diagnose(stub_check_upstream_without_yield),
+        ]
+        gc.collect()
+    assert [verdict.problem for verdict in verdicts] == ["not-implemented"] * 2
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
+async def health_without_yield(app: web.Application) -> None:
+    async with app[SESSION].get(app[UPSTREAM] + "/get") as response:
+        response.raise_for_status()
+
+
+def health_check_without_yield(upstream_url: str) -> web.Application:
+    app = with_ctx(session_generator, uuid_route=True)(upstream_url)
+    app.cleanup_ctx.append(health_without_yield)
+    return app
+
+
+def generator_in_on_startup(upstream_url: str) -> web.Application:
+    app = web.Application()
+    app[UPSTREAM] = upstream_url
+    app.on_startup.append(session_generator)
+    app.router.add_get("/proxy/json", proxy_json)
+    return app
+
+
+def context_already_called(upstream_url: str) -> web.Application:
+    app = web.Application()
+    app[UPSTREAM] = upstream_url
+    app.cleanup_ctx.append(session_generator(app))
+    app.router.add_get("/proxy/json", proxy_json)
+    return app
+
+
+def closed_in_on_shutdown(upstream_url: str) -> web.Application:
+    app = web.Application()
+    app[UPSTREAM] = upstream_url
+    app.on_startup.append(open_session)
+    app.on_shutdown.append(close_session)
+    app.router.add_get("/proxy/json", proxy_json)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("task", "create_app", "problem"),
+    [
+        ("fail_fast", health_check_without_yield, "no-yield"),
+        ("shared_session", generator_in_on_startup, "generator-in-signal"),
+        ("shared_session", context_already_called, "called-the-step"),
+        ("shared_session", closed_in_on_shutdown, "closed-at-shutdown"),
+    ],
+)
+def test_hooks_aiohttp_cannot_run_or_run_too_early_are_named(task, create_app, problem):
+    verdict = getattr(check, task).diagnose(create_app)
+    assert verdict.problem == problem, verdict.render()
+
+
+def test_refuses_healthy_upstream_points_at_the_learners_line():
+    verdict = check.fail_fast.diagnose(check_before_session)
+    assert "of health()" in verdict.message, verdict.render()
+
+
+def session_ctx_then_on_startup_check(upstream_url: str) -> web.Application:
+    """Contexts start before on_startup callbacks, so the check finds the session."""
+    app = with_ctx(session_generator, uuid_route=True)(upstream_url)
+    app.on_startup.append(check_upstream)
+    return app
+
+
+async def async_factory(upstream_url: str) -> web.Application:
+    return with_ctx(session_generator, uuid_route=True, checked=True)(upstream_url)
+
+
+@pytest.mark.parametrize("create_app", [session_ctx_then_on_startup_check, async_factory])
+def test_fail_fast_accepts_unusual_correct_answers(create_app):
+    verdict = check.fail_fast.diagnose(create_app)
+    assert verdict.passed, verdict.render()

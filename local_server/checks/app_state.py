@@ -24,7 +24,7 @@ from aiohttp import web
 
 from ..runner import LocalServer
 from ..serving import LOOPBACK, captured_server_errors, serve
-from .harness import Mistake, SessionSpy, check, plural
+from .harness import Mistake, SessionSpy, check, learner_frame, plural
 
 REQUESTS = 8
 SHUTDOWN_SECONDS = 0.5
@@ -42,6 +42,7 @@ class Observed:
     errors: list[str] = field(default_factory=list)
     answers: list[tuple[str, int, Any]] = field(default_factory=list)
     in_state: bool = False
+    closed_at_shutdown: int = 0
 
     @property
     def left_open(self) -> int:
@@ -59,7 +60,55 @@ async def _build(learner: Callable[[str], Any], upstream_url: str, spy: SessionS
             f"create_app returned {type(result).__name__}; expected a web.Application.",
             "build `app = web.Application()`, add the routes and the start-up steps, `return app`.",
         )
+    await _check_hook_shapes(result)
     return result
+
+
+def _step_name(step: Any) -> str:
+    return getattr(step, "__name__", type(step).__name__)
+
+
+async def _check_hook_shapes(app: web.Application) -> None:
+    """Name a hook aiohttp cannot run, before start-up fails on it with a bare TypeError."""
+    for step in app.cleanup_ctx:
+        if not callable(step):
+            raise Mistake(
+                "called-the-step",
+                f"cleanup_ctx holds {type(step).__name__} object {_step_name(step)!r}: the "
+                "result of calling the function, not the function.",
+                f"append the function itself, `app.cleanup_ctx.append({_step_name(step)})`, "
+                "without `(app)`: aiohttp calls it with the app at start-up.",
+            )
+        if inspect.iscoroutinefunction(step):
+            await _raise_if_stub(step, app)
+            raise Mistake(
+                "no-yield",
+                f"{_step_name(step)} is in cleanup_ctx but is a plain `async def` with no "
+                "`yield`: aiohttp cannot start it (TypeError: 'coroutine' object is not an "
+                "async iterator).",
+                "a cleanup_ctx step does its start-up work, then `yield`s once while the app "
+                "serves, then cleans up: add the `yield` after the start-up code.",
+            )
+    for signal in ("on_startup", "on_shutdown", "on_cleanup"):
+        for step in getattr(app, signal):
+            if inspect.isasyncgenfunction(step):
+                raise Mistake(
+                    "generator-in-signal",
+                    f"{_step_name(step)} has a `yield`, yet it is in {signal}, which awaits "
+                    "plain coroutines: start-up fails with TypeError.",
+                    "append it to cleanup_ctx instead: "
+                    f"`app.cleanup_ctx.append({_step_name(step)})`.",
+                )
+
+
+async def _raise_if_stub(step: Callable[[web.Application], Any], app: web.Application) -> None:
+    """Re-raise the exercise stub's NotImplementedError; any other outcome is not ours to judge."""
+    try:
+        await step(app)
+    except NotImplementedError:
+        raise
+    except Exception:
+        pass
 
 
 def _warning_names(records: list[warnings.WarningMessage]) -> list[str]:
@@ -84,6 +133,13 @@ async def _run(
         app = await _build(learner, server.url, spy)
         seen.made_in_factory = len(spy.sessions) - already
         mine: list[aiohttp.ClientSession] = []
+
+        async def count_closed_at_shutdown(app: web.Application) -> None:
+            # Appended last, so it runs after the learner's own on_shutdown callbacks.
+            learner_sessions = [s for s in spy.sessions[already:] if s not in mine]
+            seen.closed_at_shutdown = sum(session.closed for session in learner_sessions)
+
+        app.on_shutdown.append(count_closed_at_shutdown)
         with captured_server_errors() as logged:
             try:
                 async with serve(app, shutdown_timeout=SHUTDOWN_SECONDS) as url:
@@ -105,7 +161,7 @@ async def _run(
                 raise Mistake(
                     "start-up-failed",
                     f"the application did not start: {_named(error)}.",
-                    "a start-up step (on_startup or cleanup_ctx) raised: read the error above.",
+                    f"a start-up step (on_startup or cleanup_ctx) raised it{_where(error)}.",
                 ) from None
     seen.sessions = [s for s in spy.sessions[already:] if s not in mine]
     seen.warned = _warning_names(records)
@@ -192,6 +248,14 @@ def _judge_sessions(seen: Observed, requests: int) -> None:
             "the application never created a ClientSession while it ran.",
             "create it at start-up: `async with aiohttp.ClientSession() as session: "
             "app[KEY] = session; yield` in a cleanup_ctx.",
+        )
+    if seen.closed_at_shutdown:
+        raise Mistake(
+            "closed-at-shutdown",
+            "the application's ClientSession was already closed by the end of on_shutdown, "
+            "which runs before aiohttp waits for the requests still in flight.",
+            "a handler still running at shutdown would find its session closed. Close it at "
+            "clean-up, which runs after the last request: in a cleanup_ctx, or in on_cleanup.",
         )
     if seen.left_open:
         raise Mistake(
@@ -366,6 +430,26 @@ def _named(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".rstrip(": ")
 
 
+def _where(error: BaseException) -> str:
+    """', at line N of f()' for the learner's innermost frame of ``error``, or ''."""
+    frame = learner_frame(error)
+    return f", at line {frame.lineno} of {frame.name}()" if frame else ""
+
+
+def _why_healthy_start_failed(error: BaseException | None) -> str:
+    if isinstance(error, KeyError):
+        return (
+            "the health check must run after the session exists: cleanup_ctx contexts start "
+            "in order, before every on_startup callback. Append the health check to "
+            "cleanup_ctx after the session's context (or await it in the same context)."
+        )
+    return (
+        'a healthy upstream answers 200 to GET upstream_url + "/get": send that request with '
+        "the app's session and raise only when the answer is not 2xx "
+        "(`response.raise_for_status()`)."
+    )
+
+
 @check("fail_fast")
 async def fail_fast(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
     """Healthy upstream: starts and serves. Sick or absent upstream: start-up fails, no leak."""
@@ -375,10 +459,9 @@ async def fail_fast(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
     if not healthy.started:
         raise Mistake(
             "refuses-healthy-upstream",
-            f"start-up failed with a healthy upstream: {_named(healthy.start_error)}.",
-            "the health check must run after the session exists: cleanup_ctx contexts start "
-            "in order, before every on_startup callback. Append the health check to "
-            "cleanup_ctx after the session's context (or await it in the same context).",
+            f"start-up failed with a healthy upstream: {_named(healthy.start_error)}"
+            f"{_where(healthy.start_error)}.",
+            _why_healthy_start_failed(healthy.start_error),
         )
     seen = await _run(learner, server, spy, ["/proxy/json", "/proxy/uuid"] * (REQUESTS // 2))
     _judge_common(seen, "GET /proxy/json")
