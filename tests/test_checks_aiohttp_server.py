@@ -58,7 +58,21 @@ async def fields_from_text(request):
     return {"name": name, "price": price}
 
 
-@pytest.mark.parametrize("answer", [fields_good, fields_from_text])
+async def fields_by_pattern(request):
+    """Correct too: request.read() + json.loads, and a match statement for the shape."""
+    try:
+        data = json.loads(await request.read())
+    except ValueError:
+        raise json_error(web.HTTPBadRequest, "not JSON") from None
+    match data:
+        case {"name": str(name), "price": int() | float() as price} if (
+            name.strip() and not isinstance(price, bool)
+        ):
+            return {"name": name, "price": price}
+    raise json_error(web.HTTPBadRequest, "a name and a numeric price are required")
+
+
+@pytest.mark.parametrize("answer", [fields_good, fields_from_text, fields_by_pattern])
 def test_item_fields_accepts_correct_alternatives(answer):
     verdict = check.item_fields.diagnose(answer)
     assert verdict.passed, verdict.render()
@@ -110,6 +124,33 @@ async def fields_422(request):
         raise json_error(web.HTTPUnprocessableEntity, "bad") from None
 
 
+async def fields_returns_the_error(request):
+    try:
+        data = await request.json()
+    except ValueError:
+        return json_error(web.HTTPBadRequest, "not JSON")
+    return {"name": data["name"], "price": data["price"]}
+
+
+async def fields_float_price(request):
+    try:
+        data = await request.json()
+        name, price = data["name"], float(data["price"])
+    except (ValueError, KeyError, TypeError):
+        raise json_error(web.HTTPBadRequest, "bad item") from None
+    if not isinstance(name, str) or not name.strip():
+        raise json_error(web.HTTPBadRequest, "bad name")
+    return {"name": name, "price": price}
+
+
+async def fields_str_of_dict(request):
+    try:
+        return await fields_good(request)
+    except web.HTTPBadRequest:
+        body = str({"error": "bad"})  # single quotes: not JSON
+        raise web.HTTPBadRequest(text=body, content_type="application/json") from None
+
+
 async def fields_rejects_all(request):
     raise json_error(web.HTTPBadRequest, "no")
 
@@ -132,6 +173,9 @@ async def fields_stub(request):
         (fields_plain_errors, "error-not-json"),
         (fields_422, "wrong-status"),
         (fields_rejects_all, "valid-rejected"),
+        (fields_returns_the_error, "returned-not-raised"),
+        (fields_float_price, "bad-input-accepted"),
+        (fields_str_of_dict, "error-not-json"),
         (fields_not_async, "not-async"),
         (fields_stub, "not-implemented"),
     ],
@@ -139,6 +183,18 @@ async def fields_stub(request):
 def test_item_fields_diagnoses_each_mistake(answer, problem):
     verdict = check.item_fields.diagnose(answer)
     assert verdict.problem == problem, verdict.render()
+
+
+def test_a_converted_price_is_named_as_a_number_in_a_string():
+    verdict = check.item_fields.diagnose(fields_float_price)
+    assert '"1.5"' in verdict.message and "float()" in verdict.hint, verdict.render()
+
+
+def test_an_error_that_is_not_json_says_why():
+    not_json = check.item_fields.diagnose(fields_str_of_dict)
+    assert "not valid JSON" in not_json.message, not_json.render()
+    plain = check.item_fields.diagnose(fields_plain_errors)
+    assert "labelled text/plain" in plain.message, plain.render()
 
 
 def test_a_500_quotes_the_exception_the_handler_raised():
@@ -167,6 +223,8 @@ def make_api(
     put_which: str = "path",
     upsert: bool = False,
     with_put: bool = True,
+    id_from: str = "counter",
+    convert_id: bool = True,
 ):
     """A ``create_full_app`` (and ``.create_app``) for the item API, mistakes switched on."""
 
@@ -178,6 +236,8 @@ def make_api(
 
     def number(request):
         raw = request.match_info["id"]
+        if not convert_id:
+            return raw  # a str: never equal to the int keys of the store
         if bad_id == "500":
             return int(raw)
         try:
@@ -204,7 +264,14 @@ def make_api(
 
     async def create_item(request):
         item_fields = await fields(request)
-        item_id = 1 if constant_id else next(request.app[NEXT_ID])
+        if constant_id:
+            item_id = 1
+        elif id_from == "len":
+            item_id = len(request.app[ITEMS]) + 1
+        elif id_from == "max":
+            item_id = max(request.app[ITEMS], default=0) + 1
+        else:
+            item_id = next(request.app[NEXT_ID])
         item = {"id": item_id, **item_fields}
         request.app[ITEMS][item_id] = item
         headers = {"Location": location.format(id=item_id)} if location else {}
@@ -334,6 +401,38 @@ def test_read_update_delete_accepts_correct_alternatives(style):
     assert verdict.passed, verdict.render()
 
 
+def test_read_update_delete_accepts_ids_from_the_largest_one_plus_one():
+    verdict = check.read_update_delete.diagnose(make_api(id_from="max"))
+    assert verdict.passed, verdict.render()
+
+
+def test_read_update_delete_accepts_one_catch_all_handler_per_path():
+    """Correct too: ``add_route("*", ...)`` and a handler that dispatches on the method."""
+    api = make_api()
+
+    def create_full_app():
+        table = {
+            (route.method, route.resource.canonical): route.handler
+            for route in api().router.routes()
+        }
+
+        async def dispatch(request):
+            key = (request.method, request.match_info.route.resource.canonical)
+            if key not in table:
+                raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST", "PUT", "DELETE"])
+            return await table[key](request)
+
+        app = web.Application()
+        app[ITEMS] = {}
+        app[NEXT_ID] = itertools.count(1)
+        app.router.add_route("*", "/items", dispatch)
+        app.router.add_route("*", "/items/{id}", dispatch)
+        return app
+
+    verdict = check.read_update_delete.diagnose(create_full_app)
+    assert verdict.passed, verdict.render()
+
+
 @pytest.mark.parametrize(
     ("options", "problem"),
     [
@@ -350,6 +449,8 @@ def test_read_update_delete_accepts_correct_alternatives(style):
         ({"upsert": True}, "unknown-id-not-404"),
         ({"with_put": False}, "route-missing"),
         ({"validate": False}, "bad-json-500"),
+        ({"convert_id": False}, "existing-not-found"),
+        ({"id_from": "len"}, "id-reused"),
     ],
 )
 def test_read_update_delete_diagnoses_each_mistake(options, problem):

@@ -122,10 +122,17 @@ def crashed(reply: Reply, problem: str, what: str, hint: str) -> Mistake:
 
 
 def not_a_json_error(reply: Reply, what: str) -> Mistake:
+    """The Mistake for an error answer that is not ``{"error": "..."}`` labelled JSON."""
+    if reply.content_type != "application/json":
+        why = f"the body is labelled {reply.content_type}, not application/json"
+    elif not reply.is_json:
+        why = "the body is not valid JSON (str() of a dict is not JSON: use json.dumps)"
+    else:
+        why = 'the JSON has no "error" key with a sentence in it'
     return Mistake(
         "error-not-json",
-        f"{what}: {reply.request} answered {reply.shown()}; a JSON API should explain its errors "
-        'in JSON, e.g. {"error": "..."} with Content-Type application/json.',
+        f"{what}: {reply.request} answered {reply.shown()}: {why}. A JSON API explains its "
+        'errors as {"error": "..."} with Content-Type application/json.',
         json_error_hint(reply.status),
     )
 
@@ -174,6 +181,13 @@ BAD_BODIES: list[tuple[str, Any, str | None, str]] = [
     ("an empty name", {"name": " ", "price": 1.5}, None, "reject a name that is blank."),
     ("a price that is text", {"name": "pen", "price": "cheap"}, None, "check the price's type."),
     (
+        "a price that is a number in a string",
+        {"name": "pen", "price": "1.5"},
+        None,
+        'the JSON string "1.5" is text, not a number: check the type with isinstance(); do '
+        "not convert it with float().",
+    ),
+    (
         "a price that is true",
         {"name": "pen", "price": True},
         None,
@@ -197,6 +211,95 @@ def _probe_app(learner: Any, results: list[Any]) -> web.Application:
     return app
 
 
+async def _judge_valid_body(
+    api: Api, results: list[Any], body: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    """A valid item must parse to exactly ``expected``."""
+    results.clear()
+    reply = await api.call("POST", "/probe", body)
+    what = f"a valid item {json.dumps(body)}"
+    if reply.status == 500:
+        raise crashed(reply, "server-error", what, "")
+    if results and results[0][0] == "not-async":
+        raise Mistake(
+            "not-async",
+            f"item_fields(request) returned {type(results[0][1]).__name__}, not a coroutine.",
+            "define it with `async def`: reading the body is `await request.json()`.",
+        )
+    if reply.status != 200:
+        raise Mistake(
+            "valid-rejected",
+            f"{what} was refused: {reply.shown()}.",
+            "a name that is a non-blank string and a price that is a number (int or float) "
+            "are valid.",
+        )
+    fields = results[0][1]
+    if not isinstance(fields, dict):
+        raise Mistake(
+            "wrong-return",
+            f"for {what} item_fields returned {fields!r:.60}; expected a dict.",
+            'return `{"name": name, "price": price}`.',
+        )
+    if set(fields) - {"name", "price"} and set(fields) >= {"name", "price"}:
+        raise Mistake(
+            "extra-fields-kept",
+            f"for {what} item_fields returned {fields}: the client's extra fields came "
+            "through, so a client could choose its own id.",
+            "return a new dict with only the fields you accept: name and price.",
+        )
+    if fields != expected:
+        raise Mistake(
+            "wrong-return",
+            f"for {what} item_fields returned {fields}; expected {expected}.",
+            'return `{"name": name, "price": price}` with the values as sent.',
+        )
+
+
+async def _judge_bad_body(
+    api: Api, results: list[Any], what: str, body: Any, raw: str | None, hint: str
+) -> None:
+    """A body the server cannot use must be refused with a 400 JSON error."""
+    results.clear()
+    reply = await api.call("POST", "/probe", _NO_BODY if body is None else body, raw=raw)
+    sent = f"a request with {what} ({repr(raw) if raw is not None else json.dumps(body)})"
+    if reply.status == 500:
+        raise crashed(
+            reply,
+            "bad-json-500" if raw is not None else "bad-input-500",
+            sent,
+            "bad input is the client's mistake: catch it and raise web.HTTPBadRequest (400) "
+            "with a JSON body"
+            + (
+                "; `request.json()` raises json.JSONDecodeError (a ValueError)."
+                if raw is not None
+                else "; check each field before you use it."
+            ),
+        )
+    if 200 <= reply.status < 300:
+        got = results[0][1] if results else None
+        if isinstance(got, web.HTTPException):
+            raise Mistake(
+                "returned-not-raised",
+                f"{sent}: item_fields returned {got!r} instead of raising it, so the "
+                "handler carried on as if the body were valid.",
+                "`raise json_error(web.HTTPBadRequest, ...)`: raising stops the handler and "
+                "aiohttp sends the error as the answer.",
+            )
+        raise Mistake(
+            "bad-input-accepted",
+            f"{sent} was accepted: item_fields returned {got!r}.",
+            hint or "answer it with a 400 JSON error.",
+        )
+    if reply.status != 400:
+        raise Mistake(
+            "wrong-status",
+            f"{sent} answered {reply.status}; expected 400 Bad Request.",
+            "a body the server cannot use is a 400: `web.HTTPBadRequest`.",
+        )
+    if not reply.is_json_error():
+        raise not_a_json_error(reply, sent)
+
+
 @check("item_fields")
 async def item_fields(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
     """Serve the learner's parser behind POST /probe; valid bodies parse, bad ones get 400."""
@@ -206,83 +309,9 @@ async def item_fields(learner: Any, server: LocalServer, spy: SessionSpy) -> str
             async with aiohttp.ClientSession(url) as session:
                 api = Api(session, records)
                 for body, expected in VALID_BODIES:
-                    results.clear()
-                    reply = await api.call("POST", "/probe", body)
-                    what = f"a valid item {json.dumps(body)}"
-                    if reply.status == 500:
-                        raise crashed(reply, "server-error", what, "")
-                    if results and results[0][0] == "not-async":
-                        raise Mistake(
-                            "not-async",
-                            f"item_fields(request) returned {type(results[0][1]).__name__}, "
-                            "not a coroutine.",
-                            "define it with `async def`: reading the body is `await "
-                            "request.json()`.",
-                        )
-                    if reply.status != 200:
-                        raise Mistake(
-                            "valid-rejected",
-                            f"{what} was refused: {reply.shown()}.",
-                            "a name that is a non-blank string and a price that is a number "
-                            "(int or float) are valid.",
-                        )
-                    fields = results[0][1]
-                    if not isinstance(fields, dict):
-                        raise Mistake(
-                            "wrong-return",
-                            f"for {what} item_fields returned {fields!r:.60}; expected a dict.",
-                            'return `{"name": name, "price": price}`.',
-                        )
-                    if set(fields) - {"name", "price"} and set(fields) >= {"name", "price"}:
-                        raise Mistake(
-                            "extra-fields-kept",
-                            f"for {what} item_fields returned {fields}: the client's extra "
-                            "fields came through, so a client could choose its own id.",
-                            "return a new dict with only the fields you accept: name and price.",
-                        )
-                    if fields != expected:
-                        raise Mistake(
-                            "wrong-return",
-                            f"for {what} item_fields returned {fields}; expected {expected}.",
-                            'return `{"name": name, "price": price}` with the values as sent.',
-                        )
+                    await _judge_valid_body(api, results, body, expected)
                 for what, body, raw, hint in BAD_BODIES:
-                    results.clear()
-                    reply = await api.call(
-                        "POST", "/probe", _NO_BODY if body is None else body, raw=raw
-                    )
-                    shown = repr(raw) if raw is not None else json.dumps(body)
-                    sent = f"{what} ({shown})"
-                    bad_json = raw is not None
-                    if reply.status == 500:
-                        raise crashed(
-                            reply,
-                            "bad-json-500" if bad_json else "bad-input-500",
-                            f"a request with {sent}",
-                            "bad input is the client's mistake: catch it and raise "
-                            "web.HTTPBadRequest (400) with a JSON body"
-                            + (
-                                "; `request.json()` raises json.JSONDecodeError (a ValueError)."
-                                if bad_json
-                                else "; check each field before you use it."
-                            ),
-                        )
-                    if 200 <= reply.status < 300:
-                        got = results[0][1] if results else None
-                        raise Mistake(
-                            "bad-input-accepted",
-                            f"a request with {sent} was accepted: item_fields returned {got!r}.",
-                            hint or "answer it with a 400 JSON error.",
-                        )
-                    if reply.status != 400:
-                        raise Mistake(
-                            "wrong-status",
-                            f"a request with {sent} answered {reply.status}; expected 400 Bad "
-                            "Request.",
-                            "a body the server cannot use is a 400: `web.HTTPBadRequest`.",
-                        )
-                    if not reply.is_json_error():
-                        raise not_a_json_error(reply, f"a request with {sent}")
+                    await _judge_bad_body(api, results, what, body, raw, hint)
     return (
         "valid items parsed to exactly name and price; invalid JSON, a non-object, missing, "
         "blank and wrongly typed fields each answered 400 with a JSON error."
@@ -504,6 +533,130 @@ async def _read(api: Api, item_id: int, what: str) -> Reply:
     return reply
 
 
+async def _check_reads(api: Api, items: list[dict[str, Any]]) -> None:
+    """Each id gives its own item (the middle one first: it is neither end)."""
+    ids = [item["id"] for item in items]
+    for index in (1, 0, 2):
+        item = items[index]
+        reply = await _read(api, ids[index], f"reading item {ids[index]}")
+        if reply.status == 200 and reply.is_json and reply.data != item:
+            other = reply.data.get("id") if isinstance(reply.data, dict) else None
+            if other in ids:
+                raise Mistake(
+                    "ignores-id",
+                    f"GET /items/{ids[index]} answered the item with id {other}: the handler "
+                    "does not use the id in the path.",
+                    "read it from the path: `int(request.match_info['id'])`.",
+                )
+        if reply.status == 404:
+            raise Mistake(
+                "existing-not-found",
+                f"GET /items/{ids[index]} answered {reply.shown()}, yet POST /items has just "
+                f"created the item with id {ids[index]}.",
+                "`request.match_info['id']` is a string ('2'), and the store's keys are ints: "
+                "convert it with `int(...)` before the lookup.",
+            )
+        if reply.status != 200 or reply.data != item:
+            raise Mistake(
+                "read-wrong",
+                f"GET /items/{ids[index]} answered {reply.shown()}; expected 200 and "
+                f"{json.dumps(item)}.",
+                "`web.json_response(items[item_id])`.",
+            )
+    unknown = max(ids) + 100
+    _expect_unknown(await api.call("GET", f"/items/{unknown}"), "reading an unknown id")
+    _expect_bad_id(await api.call("GET", "/items/abc"))
+
+
+async def _check_replace(api: Api, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """PUT replaces the middle item, keeping the path's id; returns the replaced item."""
+    ids = [item["id"] for item in items]
+    new = {"name": "gel pen", "price": 2.5}
+    reply = await api.call("PUT", f"/items/{ids[1]}", {**new, "id": 999})
+    if _router_answer(reply):
+        raise no_route(reply, "/items/{id}")
+    if reply.status == 500:
+        raise crashed(reply, "server-error", "replacing an item", "")
+    expected = {"id": ids[1], **new}
+    if reply.status != 200 or reply.data != expected:
+        raise Mistake(
+            "update-wrong",
+            f"PUT /items/{ids[1]} with {json.dumps(new)} answered {reply.shown()}; expected "
+            f"200 and {json.dumps(expected)} (the id stays the one in the path).",
+            "replace the stored item with `{'id': item_id, **fields}` and answer it.",
+        )
+    now = [(await _read(api, item_id, "reading after PUT")).data for item_id in ids]
+    if now != [items[0], expected, items[2]]:
+        raise Mistake(
+            "update-wrong",
+            f"after PUT /items/{ids[1]}, the three items read back as {json.dumps(now)[:150]}.",
+            "store the new item under the id from the path; leave the others alone.",
+        )
+    _expect_unknown(
+        await api.call("PUT", f"/items/{max(ids) + 100}", new), "replacing an unknown id"
+    )
+    reply = await api.call("PUT", f"/items/{ids[1]}", raw="{oops")
+    if reply.status == 500:
+        raise crashed(reply, "bad-json-500", "PUT with invalid JSON", "use item_fields(request).")
+    if reply.status != 400 or not reply.is_json_error():
+        raise Mistake(
+            "not-validated",
+            f"PUT /items/{ids[1]} with invalid JSON answered {reply.shown()}; expected a 400 "
+            "JSON error.",
+            "read the body with your item_fields(request) from task 1.",
+        )
+    _expect_bad_id(await api.call("PUT", "/items/abc", new))
+    return expected
+
+
+async def _check_delete(api: Api, kept: list[dict[str, Any]], deleted: int) -> None:
+    """DELETE the item with id ``deleted``: 204, then gone; ``kept`` stay."""
+    reply = await api.call("DELETE", f"/items/{deleted}")
+    if _router_answer(reply):
+        raise no_route(reply, "/items/{id}")
+    if reply.status == 500:
+        raise crashed(reply, "server-error", "deleting an item", "")
+    if reply.status != 204:
+        raise Mistake(
+            "delete-not-204",
+            f"DELETE /items/{deleted} answered {reply.status}; a delete with nothing to say "
+            "answers 204 No Content.",
+            "`return web.Response(status=204)`.",
+        )
+    gone = await _read(api, deleted, "reading a deleted item")
+    if gone.status == 200:
+        raise Mistake(
+            "not-deleted",
+            f"DELETE /items/{deleted} answered 204, yet GET /items/{deleted} still answers 200.",
+            "remove it from the store: `del items[item_id]`.",
+        )
+    _expect_unknown(gone, "reading a deleted item")
+    left = await list_items(api, "after a delete")
+    if _by_id(left) != kept:
+        raise Mistake(
+            "deleted-wrong-item",
+            f"after DELETE /items/{deleted}, GET /items lists {json.dumps(_by_id(left))[:150]}.",
+            "delete the item whose id is in the path.",
+        )
+    _expect_unknown(await api.call("DELETE", f"/items/{deleted}"), "deleting an item twice")
+    _expect_bad_id(await api.call("DELETE", "/items/abc"))
+
+
+async def _check_new_id_after_delete(api: Api, kept: list[dict[str, Any]]) -> None:
+    """An item created after a delete must not take the id of an item still stored."""
+    fresh = await create(api, {"name": "ruler", "price": 4}, "creating an item after a delete")
+    overwritten = [item for item in kept if item["id"] == fresh["id"]]
+    if overwritten:
+        raise Mistake(
+            "id-reused",
+            f"after a delete left the items with ids {[item['id'] for item in kept]}, a new "
+            f"item got id {fresh['id']}, the id of {json.dumps(overwritten[0])}: that item "
+            "was overwritten.",
+            "`len(items) + 1` gives an id still in use once an item was deleted: take ids "
+            "from a counter kept on the app, `next(request.app[NEXT_ID])`.",
+        )
+
+
 @check("read_update_delete")
 async def read_update_delete(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
     """Three items; each read, replaced and deleted by its id, unknown and bad ids refused."""
@@ -515,102 +668,13 @@ async def read_update_delete(learner: Any, server: LocalServer, spy: SessionSpy)
                 await create(api, {"name": name, "price": price}, f"creating {name}")
                 for name, price in (("pen", 1.5), ("ink", 3), ("cap", 0.5))
             ]
-            ids = [item["id"] for item in items]
-            # reading: each id gives its own item (the middle one first: it is neither end)
-            for index in (1, 0, 2):
-                item = items[index]
-                reply = await _read(api, ids[index], f"reading item {ids[index]}")
-                if reply.status == 200 and reply.is_json and reply.data != item:
-                    other = reply.data.get("id") if isinstance(reply.data, dict) else None
-                    if other in ids:
-                        raise Mistake(
-                            "ignores-id",
-                            f"GET /items/{ids[index]} answered the item with id {other}: the "
-                            "handler does not use the id in the path.",
-                            "read it from the path: `int(request.match_info['id'])`.",
-                        )
-                if reply.status != 200 or reply.data != item:
-                    raise Mistake(
-                        "read-wrong",
-                        f"GET /items/{ids[index]} answered {reply.shown()}; expected 200 and "
-                        f"{json.dumps(item)}.",
-                        "`web.json_response(items[item_id])`.",
-                    )
-            unknown = max(ids) + 100
-            _expect_unknown(await api.call("GET", f"/items/{unknown}"), "reading an unknown id")
-            _expect_bad_id(await api.call("GET", "/items/abc"))
-            # replacing
-            new = {"name": "gel pen", "price": 2.5}
-            reply = await api.call("PUT", f"/items/{ids[1]}", {**new, "id": 999})
-            if _router_answer(reply):
-                raise no_route(reply, "/items/{id}")
-            if reply.status == 500:
-                raise crashed(reply, "server-error", "replacing an item", "")
-            expected = {"id": ids[1], **new}
-            if reply.status != 200 or reply.data != expected:
-                raise Mistake(
-                    "update-wrong",
-                    f"PUT /items/{ids[1]} with {json.dumps(new)} answered {reply.shown()}; "
-                    f"expected 200 and {json.dumps(expected)} (the id stays the one in the path).",
-                    "replace the stored item with `{'id': item_id, **fields}` and answer it.",
-                )
-            now = [(await _read(api, item_id, "reading after PUT")).data for item_id in ids]
-            if now != [items[0], expected, items[2]]:
-                raise Mistake(
-                    "update-wrong",
-                    f"after PUT /items/{ids[1]}, the three items read back as "
-                    f"{json.dumps(now)[:150]}.",
-                    "store the new item under the id from the path; leave the others alone.",
-                )
-            _expect_unknown(
-                await api.call("PUT", f"/items/{unknown}", new), "replacing an unknown id"
-            )
-            reply = await api.call("PUT", f"/items/{ids[1]}", raw="{oops")
-            if reply.status == 500:
-                raise crashed(
-                    reply, "bad-json-500", "PUT with invalid JSON", "use item_fields(request)."
-                )
-            if reply.status != 400 or not reply.is_json_error():
-                raise Mistake(
-                    "not-validated",
-                    f"PUT /items/{ids[1]} with invalid JSON answered {reply.shown()}; expected a "
-                    "400 JSON error.",
-                    "read the body with your item_fields(request) from task 1.",
-                )
-            _expect_bad_id(await api.call("PUT", "/items/abc", new))
-            # deleting
-            reply = await api.call("DELETE", f"/items/{ids[1]}")
-            if _router_answer(reply):
-                raise no_route(reply, "/items/{id}")
-            if reply.status == 500:
-                raise crashed(reply, "server-error", "deleting an item", "")
-            if reply.status != 204:
-                raise Mistake(
-                    "delete-not-204",
-                    f"DELETE /items/{ids[1]} answered {reply.status}; a delete with nothing to "
-                    "say answers 204 No Content.",
-                    "`return web.Response(status=204)`.",
-                )
-            gone = await _read(api, ids[1], "reading a deleted item")
-            if gone.status == 200:
-                raise Mistake(
-                    "not-deleted",
-                    f"DELETE /items/{ids[1]} answered 204, yet GET /items/{ids[1]} still "
-                    "answers 200.",
-                    "remove it from the store: `del items[item_id]`.",
-                )
-            _expect_unknown(gone, "reading a deleted item")
-            left = await list_items(api, "after a delete")
-            if _by_id(left) != [items[0], items[2]]:
-                raise Mistake(
-                    "deleted-wrong-item",
-                    f"after DELETE /items/{ids[1]}, GET /items lists "
-                    f"{json.dumps(_by_id(left))[:150]}.",
-                    "delete the item whose id is in the path.",
-                )
-            _expect_unknown(await api.call("DELETE", f"/items/{ids[1]}"), "deleting an item twice")
-            _expect_bad_id(await api.call("DELETE", "/items/abc"))
+            await _check_reads(api, items)
+            items[1] = await _check_replace(api, items)
+            kept = [items[0], items[2]]
+            await _check_delete(api, kept, items[1]["id"])
+            await _check_new_id_after_delete(api, kept)
     return (
         "GET, PUT and DELETE /items/{id} each act on the item named in the path; 204 on "
-        "delete; an unknown id is a 404 and a non-numeric one a 400, both in JSON."
+        "delete; an unknown id is a 404 and a non-numeric one a 400, both in JSON; a new item "
+        "never takes an id still in use."
     )
