@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import secrets
+import sys
 import time
 import traceback
 import uuid
+import warnings
 
 import pytest
 from aiohttp import web
@@ -693,11 +696,291 @@ def test_create_app_diagnoses_each_mistake(answer, problem):
     assert verdict.problem == problem, verdict.render()
 
 
-def test_checks_leave_logging_as_they_found_it():
+# --- answers found in review: unusual but correct, and more mistakes ---------------------------
+
+
+@web.middleware
+async def raises_json_500(request, handler):
+    """Raises the 500 as an HTTPException with a JSON body, logs with exc_info=exc."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception as exc:
+        error_id = uuid.uuid4().hex
+        errors_log.error("error %s", error_id, exc_info=exc)
+        raise web.HTTPInternalServerError(
+            text=json.dumps({**GENERIC, "error_id": error_id}), content_type="application/json"
+        ) from None
+
+
+@web.middleware
+async def logs_on_root_logger(request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        error_id = str(uuid.uuid4())
+        logging.getLogger().exception("error %s", error_id)
+        return web.json_response({**GENERIC, "error_id": error_id}, status=500)
+
+
+def test_error_middleware_accepts_unusual_correct_answers():
+    for answer in (raises_json_500, logs_on_root_logger):
+        verdict = check.error_middleware.diagnose(answer)
+        assert verdict.passed, verdict.render()
+
+
+@web.middleware
+async def http_error_to_200(request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        return web.json_response({"error": exc.reason})  # no status=exc.status
+    except Exception:
+        return crash_response(request, uuid.uuid4().hex)
+
+
+@web.middleware
+async def id_under_another_name(request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        error_id = uuid.uuid4().hex
+        errors_log.exception("error %s", error_id)
+        return web.json_response({**GENERIC, "id": error_id}, status=500)
+
+
+@web.middleware
+async def logs_message_not_traceback(request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception as exc:
+        error_id = uuid.uuid4().hex
+        errors_log.warning("error %s: %s", error_id, exc)
+        return web.json_response({**GENERIC, "error_id": error_id}, status=500)
+
+
+@web.middleware
+async def raises_text_500(request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        error_id = uuid.uuid4().hex
+        errors_log.exception("error %s", error_id)
+        raise web.HTTPInternalServerError(
+            text=json.dumps({**GENERIC, "error_id": error_id})
+        ) from None
+
+
+@web.middleware
+async def returns_http_exception(request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        return exc  # deprecated: aiohttp wants it raised
+    except Exception:
+        return crash_response(request, uuid.uuid4().hex)
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        (http_error_to_200, "http-error-status"),
+        (id_under_another_name, "no-error-id"),
+        (logs_message_not_traceback, "not-logged"),
+        (raises_text_500, "not-json-500"),
+        (returns_http_exception, "returns-http-exception"),
+    ],
+)
+def test_error_middleware_diagnoses_more_mistakes(answer, problem):
+    verdict = check.error_middleware.diagnose(answer)
+    assert verdict.problem == problem, verdict.render()
+
+
+@web.middleware
+async def timing_ns_and_dict_log(request, handler):
+    """A local start in nanoseconds, a Server-Timing with desc, a dict as the log message."""
+    started = time.monotonic_ns()
+    status = None
+    try:
+        response = await handler(request)
+        status = response.status
+    except web.HTTPException as exc:
+        status = exc.status
+        exc.headers["Server-Timing"] = f"total;dur={(time.monotonic_ns() - started) / 1e6:.3f}"
+        raise
+    finally:
+        ms = round((time.monotonic_ns() - started) / 1e6, 3)
+        access_log.info(
+            "%s", {"method": request.method, "path": request.path, "status": status, "ms": ms}
+        )
+    response.headers["Server-Timing"] = f'total;dur={ms};desc="App"'
+    return response
+
+
+def test_timing_middleware_accepts_an_unusual_correct_answer():
+    verdict = check.timing_middleware.diagnose(timing_ns_and_dict_log)
+    assert verdict.passed, verdict.render()
+
+
+@web.middleware
+async def float_header_value(request, handler):
+    request[START] = time.perf_counter()
+    response = await handler(request)
+    response.headers["X-Response-Time"] = (time.perf_counter() - request[START]) * 1000
+    return response
+
+
+@web.middleware
+async def logs_before_the_handler(request, handler):
+    request[START] = time.perf_counter()
+    access_log.info("%s %s", request.method, request.path)
+    response = None
+    try:
+        response = await handler(request)
+        return response
+    except web.HTTPException as exc:
+        response = exc
+        raise
+    finally:
+        ms = (time.perf_counter() - request[START]) * 1000
+        response.headers["Server-Timing"] = f"app;dur={ms:.1f}"
+
+
+@web.middleware
+async def returns_exception_after_finally(request, handler):
+    request[START] = time.perf_counter()
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+    finally:
+        ms = (time.perf_counter() - request[START]) * 1000
+    response.headers["Server-Timing"] = f"app;dur={ms:.1f}"
+    access_log.info("%s %s %s %.1f ms", request.method, request.path, response.status, ms)
+    return response
+
+
+microseconds = _timing_everywhere(lambda s, r: f"app;dur={s * 1e6:.0f}")
+
+
+@web.middleware
+async def string_key_after_handler(request, handler):
+    """A typed start key, but the duration left on the request under a plain key."""
+    request[START] = time.perf_counter()
+    try:
+        return await timing_finally(request, handler)
+    finally:
+        request["ms"] = (time.perf_counter() - request[START]) * 1000
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        (float_header_value, "no-answer"),
+        (logs_before_the_handler, "log-missing-status"),
+        (returns_exception_after_finally, "returns-http-exception"),
+        (microseconds, "microseconds-not-ms"),
+        (string_key_after_handler, "string-key"),
+    ],
+)
+def test_timing_middleware_diagnoses_more_mistakes(answer, problem):
+    verdict = check.timing_middleware.diagnose(answer)
+    assert verdict.problem == problem, verdict.render()
+
+
+def app_extended_after_creation():
+    app = web.Application()
+    app.middlewares.extend([timing_finally, reraising])
+    return app
+
+
+def app_appended_in_wrong_order():
+    app = web.Application(middlewares=[reraising])
+    app.middlewares.append(timing_finally)
+    return app
+
+
+def app_returning_exceptions():
+    return web.Application(middlewares=[timing_finally, returns_http_exception])
+
+
+def test_create_app_accepts_middlewares_added_after_creation():
+    verdict = check.create_app.diagnose(app_extended_after_creation)
+    assert verdict.passed, verdict.render()
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        (app_appended_in_wrong_order, "wrong-order"),
+        (app_returning_exceptions, "returns-http-exception"),
+    ],
+)
+def test_create_app_diagnoses_more_mistakes(answer, problem):
+    verdict = check.create_app.diagnose(answer)
+    assert verdict.problem == problem, verdict.render()
+
+
+# --- the checks' patches are undone, whatever the learner's code did ----------------------------
+
+
+@web.middleware
+async def middleware_that_raises(request, handler):
+    raise RuntimeError("the learner's middleware broke")
+
+
+@web.middleware
+async def middleware_that_hangs(request, handler):
+    await asyncio.Event().wait()
+
+
+def create_app_that_raises():
+    raise RuntimeError("the learner's create_app broke")
+
+
+@pytest.mark.parametrize(
+    ("task", "answer", "problem", "timeout"),
+    [
+        (check.timing_middleware, timing_finally, None, 10),
+        (check.error_middleware, middleware_that_raises, "breaks-success", 10),
+        (check.timing_middleware, float_header_value, "no-answer", 10),
+        (check.error_middleware, middleware_that_hangs, "timeout", 1),
+        (check.create_app, create_app_that_raises, "raised", 10),
+    ],
+)
+def test_checks_leave_logging_stdout_and_warnings_as_they_found_them(
+    task, answer, problem, timeout
+):
     root = logging.getLogger()
-    level, handle = root.level, logging.Logger.handle
-    check.create_app.diagnose(app_right_order)
-    assert root.level == level and logging.Logger.handle is handle
+    level, handle, stdout = root.level, logging.Logger.handle, sys.stdout
+    filters, showwarning = list(warnings.filters), warnings.showwarning
+
+    verdict = task.diagnose(answer, timeout=timeout)
+
+    assert verdict.problem == problem, verdict.render()
+    assert logging.Logger.handle is handle
+    assert root.level == level
+    assert sys.stdout is stdout
+    assert warnings.filters == filters and warnings.showwarning is showwarning
+    # And logging works again: a record reaches the handlers it is meant for.
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    errors_log.addHandler(handler)
+    try:
+        errors_log.error("after the check")
+    finally:
+        errors_log.removeHandler(handler)
+    assert [r.getMessage() for r in records] == ["after the check"]
 
 
 def test_a_slow_loop_does_not_fail_a_correct_answer():

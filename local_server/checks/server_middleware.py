@@ -26,7 +26,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from aiohttp.web_request import BaseRequest
 
 from ..runner import LocalServer
 from ..serving import serve
@@ -94,9 +93,11 @@ def _full_text(record: logging.LogRecord) -> str:
 def _observed() -> Iterator[Observed]:
     """Collect this thread's log records, prints and warnings, and keep them from the notebook.
 
-    Every ``Logger.handle`` call made on this thread is recorded instead of handled, whatever the
-    logger and its handlers, and the root level is lowered so INFO records are created at all.
-    ``request["key"]`` warns once per key per process, so the seen keys start empty here.
+    Every ``Logger.handle`` call made on this thread is recorded instead of handled, and the
+    root level is lowered so INFO records are created at all. A handler on the root logger
+    would not do: it misses a logger with ``propagate = False`` (lesson 12's own ``shop``
+    logger) and cannot stop the learner's own handlers from writing into the notebook.
+    Other threads' records are handled as usual; everything is restored on the way out.
     """
     seen = Observed()
     thread = threading.get_ident()
@@ -110,10 +111,8 @@ def _observed() -> Iterator[Observed]:
 
     root = logging.getLogger()
     level = root.level
-    seen_keys = BaseRequest._seen_str_keys
     logging.Logger.handle = handle  # type: ignore[method-assign]
     root.setLevel(logging.DEBUG)
-    BaseRequest._seen_str_keys = set()
     try:
         with (
             warnings.catch_warnings(record=True) as caught,
@@ -125,7 +124,6 @@ def _observed() -> Iterator[Observed]:
             finally:
                 seen.warned = list(caught)
     finally:
-        BaseRequest._seen_str_keys = seen_keys
         root.setLevel(level)
         logging.Logger.handle = original_handle  # type: ignore[method-assign]
 
@@ -198,26 +196,45 @@ WHY = {
 
 async def _run(app: web.Application) -> tuple[list[Answer], Observed]:
     answers = []
+    broken: tuple[str, aiohttp.ClientError] | None = None
     with _observed() as seen:
         async with serve(app) as url, aiohttp.ClientSession(url) as session:
             for method, path in REQUESTS:
-                async with session.request(method, path, allow_redirects=False) as response:
-                    body = await response.text(errors="replace")
-                answers.append(
-                    Answer(
-                        method,
-                        path,
-                        response.status,
-                        dict(response.headers),
-                        body,
-                        response.content_type,
-                    )
-                )
+                try:
+                    answers.append(await _ask(session, method, path))
+                except aiohttp.ClientError as exc:  # the server hung up instead of answering
+                    broken = (f"{method} {path}", exc)
+                    break
     for record in seen.aiohttp_errors():
         if record.exc_info and isinstance(record.exc_info[1], NotImplementedError):
             # The exercise's stub raised inside the server: report "not implemented yet".
             raise NotImplementedError
+    if broken is not None:
+        _no_answer(*broken, seen)
     return answers, seen
+
+
+async def _ask(session: aiohttp.ClientSession, method: str, path: str) -> Answer:
+    async with session.request(method, path, allow_redirects=False) as response:
+        body = await response.text(errors="replace")
+    headers = dict(response.headers)
+    return Answer(method, path, response.status, headers, body, response.content_type)
+
+
+def _no_answer(request: str, error: aiohttp.ClientError, seen: Observed) -> None:
+    """The Mistake for a request the server closed the connection on, with aiohttp's reason."""
+    logged = [r.exc_info[1] for r in seen.aiohttp_errors() if r.exc_info]
+    cause = logged[0] if logged else error
+    reason = f"{'aiohttp logged' if logged else 'the client saw'} {type(cause).__name__}: "
+    reason += _short(str(cause), 80)
+    hint = "aiohttp could not send the response your middleware returned: see the error above."
+    if isinstance(cause, TypeError) and "non-str" in str(cause):
+        hint = 'every header value must be a str: `f"app;dur={ms:.1f}"`, not the float `ms`.'
+    raise Mistake(
+        "no-answer",
+        f"{request} got no response: the server closed the connection ({reason}).",
+        hint,
+    )
 
 
 def _find(answers: list[Answer], method: str, name: str) -> list[Answer]:
@@ -307,6 +324,19 @@ def _judge_http_errors(answers: list[Answer], names: str) -> None:
                 "re-raise the exception, or copy its headers into your JSON response: "
                 "`headers=exc.headers` (without its Content-Type).",
             )
+
+
+def _judge_returned_exceptions(seen: Observed, names: str) -> None:
+    """aiohttp warns when the middleware chain returns a web.HTTPException instead of raising it."""
+    if any("returning HTTPException" in str(w.message) for w in seen.warned):
+        raise Mistake(
+            "returns-http-exception",
+            f"with {names}, a web.HTTPException came back as the response instead of being "
+            "raised, and aiohttp warned: 'returning HTTPException object is deprecated (#2415) "
+            "and will be removed, please raise the exception instead'.",
+            "re-raise it: a bare `raise` in the `except web.HTTPException` block (set a header "
+            "on it first if you need to), never `return exc`.",
+        )
 
 
 def _judge_crash(answers: list[Answer], seen: Observed, names: str) -> None:
@@ -420,6 +450,7 @@ async def error_middleware(learner: Any, server: LocalServer, spy: SessionSpy) -
     answers, seen = await _run(app)
     _judge_success(answers, seen, "error_middleware")
     _judge_http_errors(answers, "error_middleware")
+    _judge_returned_exceptions(seen, "error_middleware")
     _judge_crash(answers, seen, "error_middleware")
     converted = _find(answers, "GET", "missing")[0].content_type == "application/json"
     how = "turned into JSON with their own status" if converted else "re-raised"
@@ -507,6 +538,14 @@ def _judge_timing_headers(answers: list[Answer], names: str, order: bool = False
             "read the clock before `await handler(request)` and again after it, e.g. "
             "`request[START] = time.perf_counter()` first thing in the middleware.",
         )
+    ok_value = _timing(ok)[1]
+    if value >= SLOW_AT_LEAST_MS * 1000 and ok_value is not None and ok_value < value / 2:
+        raise Mistake(
+            "microseconds-not-ms",
+            f"GET {slow.path} sleeps {SLOW_SECONDS * 1000:.0f} ms and its header says "
+            f"`{header}`: about 1000 times too much, microseconds where milliseconds belong.",
+            "seconds times 1000 are milliseconds: `(time.perf_counter() - start) * 1000`.",
+        )
     if value > SLOW_AT_MOST_MS:
         raise Mistake(
             "wrong-value",
@@ -579,13 +618,30 @@ def _judge_access_log(answers: list[Answer], seen: Observed) -> None:
     )
 
 
-def _judge_request_keys(seen: Observed) -> None:
-    string_keys = [w for w in seen.warned if w.category is web.NotAppKeyWarning]
-    if string_keys:
+def _key_watcher(found: list[Any]) -> Any:
+    """An outermost middleware that notes every key on the request that is not a RequestKey.
+
+    aiohttp warns about such a key only once per key and process, so the warning is no
+    evidence on a second run; the request's own keys are, every time.
+    """
+
+    @web.middleware
+    async def watch_request_keys(request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        finally:
+            found.extend(key for key in request if not isinstance(key, web.RequestKey))
+
+    return watch_request_keys
+
+
+def _judge_request_keys(found: list[Any]) -> None:
+    if found:
         raise Mistake(
             "string-key",
-            "aiohttp emitted NotAppKeyWarning: the middleware stores per-request state under a "
-            "string key, `request['...'] = ...`.",
+            f"the middleware stores per-request state under the plain key {found[0]!r} "
+            f"(`request[{found[0]!r}] = ...`), and aiohttp warns about it: a plain key can "
+            "collide with another library's.",
             'declare a typed key once, `START = web.RequestKey("start", float)`, and use '
             "`request[START]`.",
         )
@@ -607,15 +663,18 @@ async def reference_error_middleware(request: web.Request, handler: Any) -> web.
 async def timing_middleware(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
     """A timing header and an access-log line for every request, failed ones included."""
     _require_middleware(learner, "timing_middleware")
-    app = web.Application(middlewares=[learner, reference_error_middleware])
+    plain_keys: list[Any] = []
+    watcher = _key_watcher(plain_keys)
+    app = web.Application(middlewares=[watcher, learner, reference_error_middleware])
     add_test_routes(app)
     answers, seen = await _run(app)
     names = "timing_middleware, outside the lesson's error middleware"
     _judge_success(answers, seen, names)
     _judge_http_errors(answers, names)
+    _judge_returned_exceptions(seen, names)
     _judge_timing_headers(answers, names)
     _judge_access_log(answers, seen)
-    _judge_request_keys(seen)
+    _judge_request_keys(plain_keys)
     header, _ = _timing(_find(answers, "GET", "slow")[0])
     name = str(header).split(":")[0]
     return (
@@ -657,6 +716,7 @@ async def create_app(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
     names = "create_app()'s middlewares"
     _judge_success(answers, seen, names)
     _judge_http_errors(answers, names)
+    _judge_returned_exceptions(seen, names)
     crash = _find(answers, "GET", "crash")[0]
     if crash.body.startswith("500 Internal Server Error") and seen.aiohttp_errors():
         raise Mistake(
