@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
+
 import aiohttp
 import pytest
 from aioresponses import aioresponses
@@ -496,3 +500,160 @@ async def test_get_user_and_the_app_behave_as_documented(aiohttp_client):
         with pytest.raises(aiohttp.ClientResponseError) as info:
             await check.get_user(session, base, 2)
         assert info.value.status == 404
+
+
+# --- Unusual but correct tests ---------------------------------------------------------------
+
+
+async def request_regex_and_body(get_user):
+    """A regex URL, the JSON as a raw body, and the one call found through m.requests.values()."""
+    with aioresponses() as m:
+        m.get(re.compile(r"^http://api\.test/users/42$"), body=json.dumps(ADA), repeat=True)
+        async with aiohttp.ClientSession() as session:
+            assert await get_user(session, BASE, 42) == ADA
+        m.assert_called_once()
+        [[call]] = m.requests.values()
+        assert call.kwargs["headers"] == ACCEPT
+
+
+async def errors_with_base_classes(get_user):
+    """ClientError and asyncio.TimeoutError, broader names for the same outcomes."""
+    async with aiohttp.ClientSession() as session:
+        for options, expected in (
+            ({"status": 404}, aiohttp.ClientResponseError),
+            ({"exception": aiohttp.ClientOSError(), "repeat": True}, aiohttp.ClientError),
+            ({"timeout": True}, asyncio.TimeoutError),
+        ):
+            with aioresponses() as m:
+                m.get(URL42, **options)
+                with pytest.raises(expected):
+                    await get_user(session, BASE, 42, delay=0)
+
+
+async def retries_registered_one_by_one(get_user):
+    """Three 503s registered one by one, and a 404 once: an extra call finds nothing left."""
+    async with aiohttp.ClientSession() as session:
+        with aioresponses() as m:
+            m.get(URL42, status=503)
+            m.get(URL42, payload=ADA)
+            assert await get_user(session, BASE, 42, delay=0) == ADA
+            assert calls(m) == 2
+        with aioresponses() as m:
+            for _ in range(3):
+                m.get(URL42, status=503)
+            with pytest.raises(aiohttp.ClientResponseError, match="503"):
+                await get_user(session, BASE, 42, attempts=3, delay=0)
+        with aioresponses() as m:
+            m.get(URL42, status=404)
+            with pytest.raises(aiohttp.ClientResponseError):
+                await get_user(session, BASE, 42, delay=0)
+
+
+async def api_through_own_session(client):
+    """Its own session with base_url, and more bad bodies than the task asks for."""
+    async with aiohttp.ClientSession(base_url=client.make_url("/")) as session:
+        async with session.get("/users/1") as resp:
+            assert (resp.status, await resp.json()) == (200, {"id": 1, "name": "Ada"})
+        for path, status in (("/users/999", 404), ("/users/abc", 400)):
+            async with session.get(path) as resp:
+                assert resp.status == status
+        async with session.post("/users", json={"name": "Grace"}) as resp:
+            assert resp.status == 201
+        for body in ({"data": b"not json"}, {"json": {"name": ""}}, {"json": {}}):
+            async with session.post("/users", **body) as resp:
+                assert resp.status == 400
+
+
+@pytest.mark.parametrize(
+    ("task", "answer"),
+    [
+        ("test_returns_the_user", request_regex_and_body),
+        ("test_errors_are_raised", errors_with_base_classes),
+        ("test_retries", retries_registered_one_by_one),
+        ("test_user_api", api_through_own_session),
+    ],
+)
+def test_unusual_but_correct_tests_pass(task, answer):
+    verdict = getattr(check, task).diagnose(answer)
+    assert verdict.passed, verdict.render()
+
+
+# --- Mistakes in the test's own code ----------------------------------------------------------
+
+
+async def request_string_key(get_user):
+    with aioresponses() as m:
+        m.get(URL42, payload=ADA)
+        async with aiohttp.ClientSession() as session:
+            assert await get_user(session, BASE, 42) == ADA
+        assert len(m.requests[("GET", URL42)]) == 1
+
+
+async def request_wrong_arguments(get_user):
+    with aioresponses() as m:
+        m.get(URL42, payload=ADA)
+        async with aiohttp.ClientSession() as session:
+            assert await get_user(session, URL42) == ADA
+
+
+async def request_without_await(get_user):
+    with aioresponses() as m:
+        m.get(URL42, payload=ADA)
+        async with aiohttp.ClientSession() as session:
+            user = get_user(session, BASE, 42)
+        assert user == ADA
+
+
+async def api_json_without_await(client):
+    async with client.get("/users/1") as resp:
+        assert resp.json() == {"id": 1, "name": "Ada"}
+
+
+async def api_own_url(client):
+    async with aiohttp.ClientSession() as session:
+        async with session.get("http://localhost:9/users/1") as resp:
+            assert resp.status == 200
+
+
+@pytest.mark.parametrize(
+    ("task", "answer", "problem", "in_hint"),
+    [
+        ("test_returns_the_user", request_string_key, "fails-on-correct-code", "URL(url)"),
+        ("test_returns_the_user", request_wrong_arguments, "fails-on-correct-code", "TypeError"),
+        ("test_returns_the_user", request_without_await, "missing-await", "await get_user("),
+        ("test_user_api", api_json_without_await, "missing-await", "await resp.json()"),
+        ("test_user_api", api_own_url, "fails-on-correct-code", "client.get('/users/1')"),
+    ],
+)
+def test_mistakes_in_the_test_itself_get_their_own_hint(task, answer, problem, in_hint, capsys):
+    verdict = getattr(check, task).diagnose(answer)
+    assert verdict.problem == problem, verdict.render()
+    assert in_hint in verdict.hint, verdict.render()
+    assert capsys.readouterr().err == ""  # no "never awaited" warning escapes the check
+
+
+def test_a_missing_await_names_the_coroutine():
+    verdict = check.test_user_api.diagnose(api_json_without_await)
+    assert "`ClientResponse.json()` without `await`" in verdict.message, verdict.render()
+
+
+async def errors_in_one_block(get_user):
+    """One mock for all three cases: the repeated connection error also answers the last call."""
+    async with aiohttp.ClientSession() as session:
+        with aioresponses() as m:
+            m.get(URL42, status=404)
+            m.get(URL42, exception=aiohttp.ClientConnectionError("down"), repeat=True)
+            m.get(URL42, timeout=True)
+            with pytest.raises(aiohttp.ClientResponseError):
+                await get_user(session, BASE, 42)
+            with pytest.raises(aiohttp.ClientConnectionError):
+                await get_user(session, BASE, 42, delay=0)
+            with pytest.raises(TimeoutError):
+                await get_user(session, BASE, 42)  # the timeout case
+
+
+def test_a_reraised_exception_is_quoted_at_the_line_it_escaped_from():
+    """aioresponses raises one exception object again and again; the last raise counts."""
+    verdict = check.test_errors_are_raised.diagnose(errors_in_one_block)
+    assert verdict.problem == "fails-on-correct-code", verdict.render()
+    assert "# the timeout case" in verdict.message, verdict.render()

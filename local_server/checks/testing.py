@@ -21,11 +21,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import ipaddress
 import json
+import re
 import threading
+import traceback
+import types
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -391,6 +396,30 @@ def _outside_requests_blocked() -> Iterator[list[str]]:
 
 # --- Running a learner's test ------------------------------------------------------------
 
+
+def _latest_raise(exc: BaseException) -> BaseException:
+    """``exc`` with the traceback of its latest raise only.
+
+    aioresponses raises the same exception object on every call a ``repeat=True`` answer
+    gets, and each raise adds its frames in front of those of the earlier ones, so the
+    innermost learner frame would be the line of an earlier call. A frame seen twice marks
+    where the earlier raise begins.
+    """
+    entries: list[types.TracebackType] = []
+    seen: set[int] = set()
+    tb = exc.__traceback__
+    while tb is not None and id(tb.tb_frame) not in seen:
+        seen.add(id(tb.tb_frame))
+        entries.append(tb)
+        tb = tb.tb_next
+    if tb is None:
+        return exc
+    latest = None
+    for entry in reversed(entries):
+        latest = types.TracebackType(latest, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return exc.with_traceback(latest)
+
+
 def _where(exc: BaseException) -> str:
     """' at line N of test_x(): `source`' for the innermost frame of the learner's code."""
     frame = learner_frame(exc)
@@ -400,11 +429,56 @@ def _where(exc: BaseException) -> str:
     return f" at line {frame.lineno} of {frame.name}(){line}"
 
 
+def _raised_by_own_line(exc: BaseException) -> bool:
+    """True when the learner's line itself raised, not code it called (a bad call, a bad key)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and learner_frame(exc) == frames[-1]
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     if len(text) > 200:
         text = text[:200] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+_NEVER_AWAITED = re.compile(r"coroutine '([\w.<>]+)' was never awaited")
+
+
+@contextlib.contextmanager
+def _never_awaited() -> Iterator[list[str]]:
+    """Names of the coroutines the block created and dropped unawaited.
+
+    Their "never awaited" warnings become evidence instead of stderr; other warnings are
+    shown as usual.
+    """
+    names: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.filterwarnings("always", _NEVER_AWAITED.pattern, RuntimeWarning)
+        yield names
+    for record in caught:
+        match = _NEVER_AWAITED.search(str(record.message))
+        if match:
+            names.append(match[1])
+        else:
+            warnings.showwarning(record.message, record.category, record.filename, record.lineno)
+
+
+def _close_unawaited(error: BaseException | None) -> list[str]:
+    """Close the never-started coroutines the failed test's frames still hold; their names.
+
+    ``user = get_user(...)`` without ``await`` keeps the coroutine alive in the frame that the
+    error's traceback keeps alive, so its warning would come later, outside the check.
+    """
+    names = []
+    tb = error.__traceback__ if error is not None else None
+    while tb is not None:
+        for value in list(tb.tb_frame.f_locals.values()):
+            if inspect.iscoroutine(value) and inspect.getcoroutinestate(value) == "CORO_CREATED":
+                value.close()
+                names.append(value.__qualname__)
+        tb = tb.tb_next
+    return names
 
 
 @dataclass
@@ -415,6 +489,7 @@ class Run:
     blocked: list[str]
     left_open: int
     hung: bool = False
+    unawaited: list[str] = field(default_factory=list)
 
 
 async def _run_once(
@@ -422,24 +497,89 @@ async def _run_once(
 ) -> Run:
     before = len(guard_blocked)
     known = len(spy.sessions)
-    call = asyncio.ensure_future(call_async(task, learner, argument))
-    done, _ = await asyncio.wait({call}, timeout=RUN_PATIENCE_SECONDS)
-    if not done:
-        call.cancel()
-        await asyncio.wait({call}, timeout=1.0)
+    with _never_awaited() as unawaited:
+        call = asyncio.ensure_future(call_async(task, learner, argument))
+        done, _ = await asyncio.wait({call}, timeout=RUN_PATIENCE_SECONDS)
+        if not done:
+            call.cancel()
+            await asyncio.wait({call}, timeout=1.0)
+        error = call.exception() if done else None
+        unawaited.extend(_close_unawaited(error))
     # Sessions the learner's test opened and left open (not the check's own TestClient).
     leaked = [session for session in spy.sessions[known:] if not session.closed]
     for session in leaked:
         await session.close()
-    if not done:
-        return Run(None, guard_blocked[before:], len(leaked), hung=True)
-    error = call.exception()
     if isinstance(error, (NotImplementedError, Mistake)):
         raise error
-    return Run(error, guard_blocked[before:], len(leaked))
+    if error is not None:
+        error = _latest_raise(error)
+    return Run(error, guard_blocked[before:], len(leaked), not done, unawaited)
 
 
-def _judge_correct_run(task: str, run: Run, subject: str) -> None:
+@dataclass(frozen=True)
+class Subject:
+    """The correct code a check runs the learner's test against, and how to talk about it."""
+
+    name: str
+    correct: Any
+    nothing_hint: str
+    unexpected_hint: str  # "{error}" is replaced by the class of the unexpected exception
+
+
+CLIENT = Subject(
+    "the correct get_user",
+    get_user,
+    "a test must fail when the code is wrong: assert what the function returns or raises, "
+    "and what it requested (`m.requests`, `m.assert_called_once_with(...)`).",
+    "the correct code led to {error} where your test did not expect it: expect the class "
+    "the code really raises, or fix the mock.",
+)
+APP = Subject(
+    "the correct users API",
+    make_app,
+    "a test must fail when the code is wrong: assert each response's status and body.",
+    "the correct app led to {error} where your test did not expect it: reach the app "
+    "through the `client` your test receives, with a path: `client.get('/users/1')`.",
+)
+
+
+def _is_string_url_key(error: BaseException) -> bool:
+    """A KeyError for ``m.requests[("GET", "http://...")]``: the URL given as a string."""
+    key = error.args[0] if isinstance(error, KeyError) and error.args else None
+    return isinstance(key, tuple) and len(key) == 2 and isinstance(key[1], str)
+
+
+def _no_answer_left(error: BaseException) -> bool:
+    """aioresponses' error for a request that nothing registered answers."""
+    return type(error) is aiohttp.ClientConnectionError and str(error).startswith(
+        "Connection refused: "
+    )
+
+
+def _failure_hint(error: BaseException, subject: Subject) -> str:
+    """The hint for a test that failed against the correct code with ``error``."""
+    if _is_string_url_key(error):
+        return (
+            "`m.requests` is keyed by the method and a `yarl.URL`, not a string: "
+            "`m.requests[('GET', URL(url))]`, with `from yarl import URL`."
+        )
+    if isinstance(error, AssertionError):
+        return "a test must pass against correct code: check what you expect."
+    if _raised_by_own_line(error):
+        return (
+            f"that line of your test raised {type(error).__name__} itself, not the code under "
+            "test: check it (the arguments of the call, the names and keys it uses)."
+        )
+    if _no_answer_left(error):
+        return (
+            "aioresponses had no response left for that request: register the exact URL "
+            "the code requests (each registered response answers once, unless you pass "
+            "`repeat=True`)."
+        )
+    return subject.unexpected_hint.format(error=type(error).__name__)
+
+
+def _judge_correct_run(run: Run, subject: Subject) -> None:
     """Raise the Mistake a run against the correct code shows, if any."""
     if run.blocked:
         raise Mistake(
@@ -451,27 +591,23 @@ def _judge_correct_run(task: str, run: Run, subject: str) -> None:
     if run.hung:
         raise Mistake(
             "test-hangs",
-            f"your test did not finish within {RUN_PATIENCE_SECONDS:g} s against {subject}.",
+            f"your test did not finish within {RUN_PATIENCE_SECONDS:g} s against {subject.name}.",
             "does it wait for something that never comes? With aioresponses nothing is slow.",
         )
+    if run.unawaited:
+        where = _where(run.error) if run.error is not None else ""
+        raise Mistake(
+            "missing-await",
+            f"your test called `{run.unawaited[0]}()` without `await`{where}: the call "
+            "returned a coroutine object, not the result, and its code never ran.",
+            "put `await` before every call of an `async def` function: "
+            "`await get_user(session, BASE, 42)`, `await resp.json()`.",
+        )
     if run.error is not None:
-        error = run.error
-        hint = "a test must pass against correct code: check what you expect."
-        if not isinstance(error, AssertionError):
-            hint = (
-                f"the correct code led to {type(error).__name__} where your test did not "
-                "expect it: expect the class the code really raises, or fix the mock."
-            )
-        if isinstance(error, aiohttp.ClientConnectionError) and "Connection refused" in str(error):
-            hint = (
-                "aioresponses had no response left for that request: register the exact URL "
-                "the code requests (each registered response answers once, unless you pass "
-                "`repeat=True`)."
-            )
         raise Mistake(
             "fails-on-correct-code",
-            f"your test failed against {subject}{_where(error)}: {_describe(error)}.",
-            hint,
+            f"your test failed against {subject.name}{_where(run.error)}: {_describe(run.error)}.",
+            _failure_hint(run.error, subject),
         )
     if run.left_open:
         raise Mistake(
@@ -483,23 +619,18 @@ def _judge_correct_run(task: str, run: Run, subject: str) -> None:
 
 
 async def _judge(
-    task: str,
     learner: Any,
-    spy: SessionSpy,
-    subject: str,
+    subject: Subject,
     bugs: list[Bug],
     run_with: Callable[[Any, Any], Awaitable[Run]],
-    correct: Any,
-    nothing_hint: str,
-) -> list[Bug]:
-    """Run against the correct code, then each bug; return the bugs the test missed."""
-    run = await run_with(learner, correct)
-    _judge_correct_run(task, run, subject)
+) -> None:
+    """Run against the correct code, then each bug; raise the Mistake for what was missed."""
+    _judge_correct_run(await run_with(learner, subject.correct), subject)
     missed = []
     for bug in bugs:
         run = await run_with(learner, bug.version)
         if run.blocked:
-            _judge_correct_run(task, run, subject)
+            _judge_correct_run(run, subject)
         if run.error is None and not run.hung:
             missed.append(bug)
     if missed and len(missed) == len(bugs):
@@ -507,40 +638,26 @@ async def _judge(
             "asserts-nothing",
             f"your test passed against all {len(bugs)} broken versions as well as the correct "
             "one: it does not check anything that matters.",
-            nothing_hint,
+            subject.nothing_hint,
         )
     if missed:
         names = "; ".join(f"one that {bug.does}" for bug in missed[1:])
         also = f" (it also missed {names})" if len(missed) > 1 else ""
         raise Mistake(
             missed[0].name,
-            f"your test did not notice a {subject.removeprefix('the correct ')} that "
+            f"your test did not notice a {subject.name.removeprefix('the correct ')} that "
             f"{missed[0].does}{also}.",
             missed[0].hint,
         )
-    return missed
-
-
-def _client_runner(task: str, spy: SessionSpy, blocked: list[str]):
-    async def run_with(learner: Any, version: Any) -> Run:
-        return await _run_once(task, learner, version, spy, blocked)
-
-    return run_with
 
 
 async def _judge_client_test(task: str, learner: Any, spy: SessionSpy, bugs: list[Bug]) -> None:
     with _outside_requests_blocked() as blocked:
-        runner = _client_runner(task, spy, blocked)
-        await _judge(
-            task, learner, spy, "the correct get_user", bugs, runner, get_user, CLIENT_NOTHING
-        )
 
+        async def run_with(learner: Any, version: Any) -> Run:
+            return await _run_once(task, learner, version, spy, blocked)
 
-CLIENT_NOTHING = (
-    "a test must fail when the code is wrong: assert what the function returns or raises, "
-    "and what it requested (`m.requests`, `m.assert_called_once_with(...)`)."
-)
-APP_NOTHING = "a test must fail when the code is wrong: assert each response's status and body."
+        await _judge(learner, CLIENT, bugs, run_with)
 
 
 # --- Task 1: the request and the result --------------------------------------------------
@@ -596,9 +713,7 @@ async def test_user_api(learner: Any, server: LocalServer, spy: SessionSpy) -> s
                 async with TestClient(TestServer(factory())) as client:
                     return await _run_once(task, learner, client, spy, blocked)
 
-        await _judge(
-            task, learner, spy, "the correct users API", APP_BUGS, run_with, make_app, APP_NOTHING
-        )
+        await _judge(learner, APP, APP_BUGS, run_with)
     return (
         f"passes against the users API and catches all {len(APP_BUGS)} broken versions: a 200 "
         "for an unknown user, a 500 for a bad id, a wrapped body, a 200 for a creation, a 500 "
