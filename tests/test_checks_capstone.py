@@ -73,7 +73,30 @@ async def file_hash_afterwards_in_thread(session, url, dest, sha256):
         raise
 
 
-@pytest.mark.parametrize("answer", [file_hash_while_streaming, file_hash_afterwards_in_thread])
+async def file_in_executor_with_iter_chunks(session, url, dest, sha256):
+    """Unusual but correct: run_in_executor, iter_chunks(), another temporary suffix."""
+    loop = asyncio.get_running_loop()
+    part, digest, written = dest + ".download", hashlib.sha256(), 0
+    try:
+        async with session.get(url, raise_for_status=True) as response:
+            with open(part, "wb") as file:
+                async for data, _end_of_chunk in response.content.iter_chunks():
+                    await loop.run_in_executor(None, file.write, data)
+                    digest.update(data)
+                    written += len(data)
+        if digest.hexdigest() != sha256:
+            raise ValueError("checksum")
+        os.replace(part, dest)
+        return written
+    finally:
+        if os.path.exists(part):
+            os.unlink(part)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [file_hash_while_streaming, file_hash_afterwards_in_thread, file_in_executor_with_iter_chunks],
+)
 def test_download_file_accepts_correct_alternatives(answer):
     verdict = check.download_file.diagnose(answer)
     assert verdict.passed, verdict.render()
@@ -209,10 +232,51 @@ async def file_verifies_after_rename(session, url, dest, sha256):
     return written
 
 
+async def file_compares_raw_digest(session, url, dest, sha256):
+    """Compares the raw bytes of the digest with the hex text: every download 'fails'."""
+    part, digest, written = dest + ".part", hashlib.sha256(), 0
+    try:
+        async with session.get(url) as response:
+            response.raise_for_status()
+            with open(part, "wb") as file:
+                async for chunk in response.content.iter_chunked(CHUNK):
+                    await asyncio.to_thread(file.write, chunk)
+                    digest.update(chunk)
+                    written += len(chunk)
+        if digest.digest() != sha256:
+            raise Mismatch(dest)
+        os.replace(part, dest)
+    finally:
+        remove(part)
+    return written
+
+
+async def file_cleans_up_client_errors_only(session, url, dest, sha256):
+    """Removes the temporary file after a ClientError, not after a checksum mismatch."""
+    part, digest, written = dest + ".part", hashlib.sha256(), 0
+    try:
+        async with session.get(url) as response:
+            response.raise_for_status()
+            with open(part, "wb") as file:
+                async for chunk in response.content.iter_chunked(CHUNK):
+                    await asyncio.to_thread(file.write, chunk)
+                    digest.update(chunk)
+                    written += len(chunk)
+    except aiohttp.ClientError:
+        remove(part)
+        raise
+    if digest.hexdigest() != sha256:
+        raise Mismatch(dest)
+    os.replace(part, dest)
+    return written
+
+
 @pytest.mark.parametrize(
     ("answer", "problem"),
     [
         (file_read_whole, "whole-body-in-memory"),
+        (file_compares_raw_digest, "healthy-download-failed"),
+        (file_cleans_up_client_errors_only, "temp-file-left"),
         (file_blocking_writes, "blocked-loop"),
         (file_writes_final_name, "writes-final-name"),
         (file_left_open, "file-left-open"),
@@ -263,6 +327,7 @@ def make_retry(
     wait=True,
     retry_all=False,
     retry_timeouts=True,
+    retry_429=True,
     limit=None,
     swallow=False,
     returns_attempts=True,
@@ -274,6 +339,8 @@ def make_retry(
             return True
         if not retry_timeouts and isinstance(exc, TimeoutError):
             return False
+        if not retry_429 and isinstance(exc, aiohttp.ClientResponseError):
+            return exc.status >= 500
         return transient(exc)
 
     async def download_with_retry(
@@ -361,9 +428,36 @@ async def retry_middleware_style(
         remove(part)
 
 
-@pytest.mark.parametrize(
-    "answer", [make_retry(), make_retry(if_range=False), retry_middleware_style]
-)
+async def retry_recursively(
+    session, url, dest, sha256, *, max_attempts=5, base_delay=0.05, max_delay=1.0, _attempt=1
+):
+    """Unusual but correct: recursion, Range without If-Range from the size on disk, and the
+    SHA-256 of the finished file computed afterwards."""
+    part = dest + ".part"
+    offset = os.path.getsize(part) if os.path.exists(part) else 0
+    try:
+        async with session.get(url, headers={"Range": f"bytes={offset}-"} if offset else {}) as r:
+            r.raise_for_status()
+            with open(part, "ab" if r.status == 206 else "wb") as file:
+                async for chunk in r.content.iter_chunked(CHUNK):
+                    await asyncio.to_thread(file.write, chunk)
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        if not transient(exc) or _attempt >= max_attempts:
+            remove(part)
+            raise
+        await asyncio.sleep(max(backoff(_attempt - 1, base_delay, max_delay), told(exc) or 0))
+        return await retry_recursively(
+            session, url, dest, sha256, max_attempts=max_attempts, base_delay=base_delay,
+            max_delay=max_delay, _attempt=_attempt + 1,
+        )  # fmt: skip
+    if await asyncio.to_thread(sha256_of, part) != sha256:
+        remove(part)
+        raise Mismatch(dest)
+    os.replace(part, dest)
+    return _attempt
+
+
+@pytest.mark.parametrize("answer", [make_retry(), retry_middleware_style, retry_recursively])
 def test_download_with_retry_accepts_correct_alternatives(answer):
     verdict = check.download_with_retry.diagnose(answer)
     assert verdict.passed, verdict.render()
@@ -382,6 +476,7 @@ async def retry_never(session, url, dest, sha256, **options):
         (make_retry(wait=False), "no-backoff"),
         (make_retry(returns_attempts=False), "wrong-return"),
         (make_retry(retry_after=False), "ignored-retry-after"),
+        (make_retry(retry_429=False), "no-retry-429"),
         (make_retry(retry_all=True), "retried-404"),
         (make_retry(resume=False), "restarted-from-zero"),
         (make_retry(limit=8), "attempt-limit-ignored"),
@@ -392,6 +487,13 @@ async def retry_never(session, url, dest, sha256, **options):
 def test_download_with_retry_diagnoses_each_mistake(answer, problem):
     verdict = check.download_with_retry.diagnose(answer)
     assert verdict.problem == problem, verdict.render()
+
+
+def test_download_with_retry_stub_is_not_implemented():
+    async def stub(session, url, dest, sha256, **options):
+        raise NotImplementedError
+
+    assert check.download_with_retry.diagnose(stub).problem == "not-implemented"
 
 
 def test_download_with_retry_sees_a_resume_that_appends_wrongly():
@@ -478,7 +580,30 @@ async def all_with_workers(jobs, concurrency):
     return report
 
 
-@pytest.mark.parametrize("answer", [all_with_semaphore, all_with_connector_limit, all_with_workers])
+async def all_with_return_exceptions(jobs, concurrency):
+    """Another shape: gather(return_exceptions=True), then the report from the results."""
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(session, url, dest, sha256):
+        async with slots:
+            return await REFERENCE(session, url, dest, sha256)
+
+    async with aiohttp.ClientSession(timeout=GOOD_TIMEOUT) as session:
+        results = await asyncio.gather(
+            *(one(session, *job) for job in jobs), return_exceptions=True
+        )
+    return [
+        report_entry(exc=result)
+        if isinstance(result, BaseException)
+        else report_entry(result, dest)
+        for result, (_url, dest, _sha256) in zip(results, jobs, strict=True)
+    ]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [all_with_semaphore, all_with_connector_limit, all_with_workers, all_with_return_exceptions],
+)
 def test_download_all_accepts_correct_alternatives(answer):
     verdict = check.download_all.diagnose(answer)
     assert verdict.passed, verdict.render()
@@ -528,6 +653,27 @@ async def all_bound_too_big(jobs, concurrency):
 
     async with aiohttp.ClientSession(timeout=GOOD_TIMEOUT) as session:
         return await asyncio.gather(*(one(session, job) for job in jobs))
+
+
+async def all_semaphore_per_job(jobs, concurrency):
+    async def one(session, job):
+        async with asyncio.Semaphore(concurrency):  # a new one each time: bounds nothing
+            return await guarded(session, *job)
+
+    async with aiohttp.ClientSession(timeout=GOOD_TIMEOUT) as session:
+        return await asyncio.gather(*(one(session, job) for job in jobs))
+
+
+async def all_queue_in_pool_with_connect_timeout(jobs, concurrency):
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=None, connect=0.05, sock_read=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        return await asyncio.gather(*(guarded(session, *job) for job in jobs))
+
+
+async def all_error_as_exception_object(jobs, concurrency):
+    report = await all_with_semaphore(jobs, concurrency)
+    return [entry if entry["ok"] else {**entry, "error": ValueError("x")} for entry in report]
 
 
 async def all_sequential(jobs, concurrency):
@@ -588,6 +734,9 @@ async def all_returns_a_dict(jobs, concurrency):
         (all_no_timeout_at_all, "no-stall-timeout"),
         (all_unbounded, "unbounded"),
         (all_bound_too_big, "unbounded"),
+        (all_semaphore_per_job, "unbounded"),
+        (all_queue_in_pool_with_connect_timeout, "connect-timeout-in-queue"),
+        (all_error_as_exception_object, "wrong-report"),
         (all_sequential, "sequential"),
         (all_lets_failures_escape, "one-failure-stops-all"),
         (all_reports_every_file_ok, "wrong-report"),

@@ -11,12 +11,15 @@ the server saw (its call log and timeline, its ``max_in_flight``), on what is on
 on what the learner returned or raised.
 
 - ``download_file(session, url, dest, sha256) -> int``: one file, streamed off the loop in
-  bounded memory, verified, and atomic (nothing under ``dest`` unless it is complete).
+  bounded memory, verified, and atomic (nothing under ``dest`` unless it is complete, and no
+  temporary file left behind).
 - ``download_with_retry(session, url, dest, sha256, *, max_attempts, base_delay, max_delay)
   -> int`` (attempts made): transient faults retried with backoff and ``Retry-After``, a
-  dropped connection resumed with ``Range``, a 404 never retried, the attempt limit kept.
+  dropped connection resumed with ``Range``, a 404 never retried, the attempt limit kept. The
+  quick faults come first; the 1 s ``Retry-After`` and the stalled server run side by side.
 - ``download_all(jobs, concurrency) -> list[dict]``: one session, at most ``concurrency``
-  downloads at a time but more than one, and a report with one entry per job.
+  downloads at a time but more than one, no ``connect`` timeout spent queueing for the pool,
+  and a report with one entry per job.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from .harness import (
     call_async,
     check,
     expect_one_result_per_url,
+    learner_frame,
     plural,
 )
 
@@ -58,7 +62,8 @@ CUT_AT = 400_000
 CUT_RATE = 4 * 1024 * 1024
 # The session the checks of tasks 1 and 2 lend: long downloads allowed, stalls caught.
 CHECK_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=0.3)
-STALL_SECONDS = 0.5
+# Well past CHECK_TIMEOUT.sock_read, so that a late timer on a loaded machine still fires first.
+STALL_SECONDS = 0.8
 # The retry options task 2 is called with.
 RETRY = {"max_attempts": 5, "base_delay": 0.1, "max_delay": 0.5}
 # Three full-jitter waits of RETRY sum to 0.35 s on average and stay under this once in
@@ -67,7 +72,7 @@ NO_BACKOFF_SECONDS = 0.02
 RETRY_AFTER = 1
 # Task 3: throttled files so that downloads that run together overlap on the server.
 ALL_SIZES = (96_000, 97_000, 98_000, 99_000, 100_000, 101_000)
-ALL_RATE = 320_000
+ALL_RATE = 640_000
 CONCURRENCY = 3
 LONG_DOWNLOAD_SECONDS = 3600
 
@@ -86,6 +91,14 @@ def _expect_closed(task: str, log: _WriteLog) -> None:
             "still open: its last bytes may not be on disk yet, and the handle leaks.",
             "open the file with `with open(path, 'wb') as file:` so it is closed whatever happens.",
         )
+
+
+def _short(error: BaseException) -> str:
+    """``Type: message`` of an error, without a ClientResponseError's long request details."""
+    if isinstance(error, aiohttp.ClientResponseError):
+        return f"{type(error).__name__}: {error.status} {error.message}"
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 async def _outcome(call: Any) -> tuple[Any, BaseException | None]:
@@ -122,6 +135,32 @@ def _expect_absent(task: str, dest: str, problem: str, what: str, hint: str) -> 
         )
 
 
+def _healthy_download_raised(task: str, error: BaseException) -> Mistake:
+    frame = learner_frame(error)
+    where = f" (line {frame.lineno} of {frame.name}())" if frame is not None else ""
+    return Mistake(
+        "healthy-download-failed",
+        f"{task} raised {_short(error)}{where} for a healthy {LARGE_SIZE // 2**20} MiB "
+        "download whose SHA-256 is exactly `sha256`.",
+        "`sha256` is hex text: compare it with `digest.hexdigest()` (not `digest.digest()`), "
+        "and raise only when the status is an error or the digests differ.",
+    )
+
+
+def _expect_no_leftovers(task: str, directory: str, finished: set[str]) -> None:
+    """Only the finished downloads remain in ``directory``: no temporary file was left."""
+    leftovers = sorted(set(os.listdir(directory)) - finished)
+    if leftovers:
+        raise Mistake(
+            "temp-file-left",
+            f"after the failed downloads, {', '.join(leftovers)} "
+            f"{'is' if len(leftovers) == 1 else 'are'} still in the destination's directory: "
+            "temporary files pile up with every failure.",
+            "remove the temporary file whatever happens: "
+            "`finally: if os.path.exists(part): os.remove(part)`.",
+        )
+
+
 RAISE_FIRST_HINT = "call `response.raise_for_status()` before writing anything."
 ATOMIC_HINT = (
     "write to a temporary name in the same directory (`dest + '.part'`) and "
@@ -144,9 +183,11 @@ async def download_file(learner: Any, server: LocalServer, spy: SessionSpy) -> s
                 dest = os.path.join(directory, name)
                 url = f"{server.url}/files/{LARGE_SIZE}?name={name}"
                 with PeakMemory() as memory:
-                    result = await call_async(
-                        task, learner, session, url, dest, file_sha256(LARGE_SIZE, name)
+                    result, error = await _outcome(
+                        call_async(task, learner, session, url, dest, file_sha256(LARGE_SIZE, name))
                     )
+                if error is not None:
+                    raise _healthy_download_raised(task, error)
                 _expect_closed(task, log)
                 _expect_file(task, dest, LARGE_SIZE, name)
                 if memory.peak > LARGE_SIZE // 2:
@@ -210,6 +251,7 @@ async def download_file(learner: Any, server: LocalServer, spy: SessionSpy) -> s
                     "temporary file when it does not match.",
                 )
                 _expect_closed(task, log)
+                _expect_no_leftovers(task, directory, set())
     return (
         f"{LARGE_SIZE // 2**20} MiB streamed in bounded memory, written off the event loop "
         "and verified; a 404, a dropped connection and a wrong checksum each raised and left "
@@ -248,171 +290,196 @@ RETRY_HINT = (
 def _gave_up(task: str, calls: int, error: BaseException, what: str, problem: str) -> Mistake:
     return Mistake(
         problem,
-        f"{task} gave up after {plural(calls, 'call')} to a URL that {what} "
-        f"({type(error).__name__}: {error}).",
+        f"{task} gave up after {plural(calls, 'call')} to a URL that {what} ({_short(error)}).",
         RETRY_HINT,
     )
+
+
+class _RetryRun:
+    """One run of the learner's download_with_retry against each fault, one step at a time.
+
+    The cheap steps come first, so that most mistakes are found before the 1 s Retry-After
+    wait; the two slow steps (Retry-After and the stalled server) run side by side.
+    """
+
+    task = "download_with_retry"
+
+    def __init__(
+        self, learner: Any, server: LocalServer, session: aiohttp.ClientSession, directory: str
+    ) -> None:
+        self.learner, self.server, self.session = learner, server, session
+        self.directory = directory
+
+    def dest(self, name: str) -> str:
+        return os.path.join(self.directory, name)
+
+    async def call(self, url: str, dest: str, sha256: str, **options: Any) -> Any:
+        """(result, None) or (None, what it raised), called with RETRY and ``options``."""
+        retrying = functools.partial(self.learner, **{**RETRY, **options})
+        return await _outcome(call_async(self.task, retrying, self.session, url, dest, sha256))
+
+    async def not_found(self) -> None:
+        """A 404: one call, an exception, no file."""
+        dest = self.dest("gone.bin")
+        _, error = await self.call(f"{self.server.url}/downloads/gone.bin", dest, "0" * 64)
+        requests = self.server.stats().by_path.get("/downloads/gone.bin", 0)
+        if requests > 1:
+            raise Mistake(
+                "retried-404",
+                f"a 404 was requested {requests} times: it will be a 404 every time.",
+                "retry only 408, 429 and 5xx statuses; raise any other error at once.",
+            )
+        if error is None:
+            raise _swallowed(self.task, "a 404")
+        _expect_absent(self.task, dest, "error-page-saved", "a 404", RAISE_FIRST_HINT)
+
+    async def always_failing(self) -> None:
+        """A server that keeps failing: max_attempts calls, then an exception."""
+        dest = self.dest("down.bin")
+        url = f"{self.server.url}/files/200003?fail=100&key=down"
+        _, error = await self.call(url, dest, file_sha256(200_003), max_attempts=3)
+        calls = await _call_log(self.session, self.server, "down")
+        if len(calls) > 3:
+            raise Mistake(
+                "attempt-limit-ignored",
+                f"with max_attempts=3, a URL that always answers 503 was called "
+                f"{len(calls)} times.",
+                "make at most `max_attempts` calls in all, then raise the last error.",
+            )
+        if error is None:
+            raise _swallowed(self.task, "three 503s in a row")
+        _expect_absent(self.task, dest, "partial-file-left", "three 503s", ATOMIC_HINT)
+
+    async def busy(self) -> None:
+        """Three 503s, then the file: retried, with backoff, and the attempts counted."""
+        name, size = "busy.bin", 200_001
+        dest = self.dest(name)
+        url = f"{self.server.url}/files/{size}?name={name}&fail=3&key=busy"
+        result, error = await self.call(url, dest, file_sha256(size, name))
+        calls = await _call_log(self.session, self.server, "busy")
+        if error is not None:
+            if len(calls) == 1:
+                raise _gave_up(self.task, 1, error, "answered 503", "no-retry-503")
+            if len(calls) < 4:
+                limit = RETRY["max_attempts"]
+                what = f"answered 503 three times, with max_attempts={limit}"
+                raise _gave_up(self.task, len(calls), error, what, "gave-up-early")
+            raise error
+        _expect_file(self.task, dest, size, name)
+        waited = sum(_gaps(calls))
+        if waited < NO_BACKOFF_SECONDS:
+            raise Mistake(
+                "no-backoff",
+                f"the {len(calls)} calls came within {waited * 1000:.1f} ms: the "
+                "retries did not wait.",
+                "sleep `random.uniform(0, min(max_delay, base_delay * 2 ** attempt))` "
+                "between attempts, with `await asyncio.sleep()`.",
+            )
+        if result != len(calls):
+            raise Mistake(
+                "wrong-return",
+                f"{self.task} returned {result!r} after {len(calls)} calls; expected the "
+                f"number of attempts, {len(calls)}.",
+                "return the attempt number that succeeded (1 for the first).",
+            )
+
+    async def cut(self) -> None:
+        """The connection drops at CUT_AT unless the request starts there: resumed."""
+        name = "cut.bin"
+        dest = self.dest(name)
+        url = f"{self.server.url}/files/{CUT_SIZE}?name={name}&break_at={CUT_AT}&rate={CUT_RATE}"
+        _, error = await self.call(url, dest, file_sha256(CUT_SIZE, name))
+        statuses = _completed_statuses(self.server, f"/files/{CUT_SIZE}")
+        if 206 not in statuses:
+            if len(statuses) <= 1:
+                what = "dropped the connection halfway"
+                raise _gave_up(
+                    self.task, len(statuses), error or Exception("?"), what, "no-retry-drop"
+                )
+            raise Mistake(
+                "restarted-from-zero",
+                f"after the connection dropped, each retry asked for the whole file "
+                f"again (the server answered {statuses}, never 206), and it dropped at "
+                "the same byte every time.",
+                "keep the partial file and ask for the rest: `Range: bytes=<its size>-` "
+                "with `If-Range: <etag>`; append on a 206, start over on a 200.",
+            )
+        if error is not None:
+            raise Mistake(
+                "resume-failed",
+                f"the resume asked for the rest (206), then {self.task} raised {_short(error)}.",
+                "on a 206 append to the partial file (`'ab'`) and keep hashing: the "
+                "digest must cover the bytes already on disk too.",
+            )
+        _expect_file(self.task, dest, CUT_SIZE, name)
+
+    async def limited_and_stalled(self) -> None:
+        """A 429 with Retry-After, and a server that says nothing, side by side."""
+        name, size = "limited.bin", 200_002
+        limited = (
+            f"{self.server.url}/files/{size}?name={name}&fail=1&key=limited&status=429"
+            f"&retry_after={RETRY_AFTER}"
+        )
+        stalled = f"{self.server.url}/slow/headers/{STALL_SECONDS}"
+        limited_outcome, stalled_outcome = await asyncio.gather(
+            self.call(limited, self.dest(name), file_sha256(size, name)),
+            self.call(stalled, self.dest("stalled.bin"), "0" * 64, max_attempts=2),
+        )
+        await _until_idle(self.server)
+        await self.judge_limited(limited_outcome[1], name, size)
+        self.judge_stalled(stalled_outcome[1])
+
+    async def judge_limited(self, error: BaseException | None, name: str, size: int) -> None:
+        """A 429 with Retry-After: 1, then the file: the retry waited at least that long."""
+        calls = await _call_log(self.session, self.server, "limited")
+        if error is not None:
+            if len(calls) == 1:
+                raise _gave_up(self.task, 1, error, "answered 429", "no-retry-429")
+            raise error
+        gap = _gaps(calls)[0]
+        if gap < RETRY_AFTER * 0.9:
+            raise Mistake(
+                "ignored-retry-after",
+                f"the server answered 429 with `Retry-After: {RETRY_AFTER}`, and the "
+                f"retry came {gap * 1000:.0f} ms later.",
+                "read `error.headers.get('Retry-After')` from the "
+                "`ClientResponseError` and wait at least that many seconds.",
+            )
+        _expect_file(self.task, self.dest(name), size, name)
+
+    def judge_stalled(self, error: BaseException | None) -> None:
+        """A server that says nothing: a timeout, retried, then raised."""
+        requests = self.server.stats().by_path.get(f"/slow/headers/{STALL_SECONDS}", 0)
+        if requests < 2:
+            what = (
+                f"sent nothing for {STALL_SECONDS} s (the session's sock_read is "
+                f"{CHECK_TIMEOUT.sock_read} s)"
+            )
+            raise _gave_up(self.task, requests, error or Exception("?"), what, "no-retry-timeout")
+        if error is None:
+            raise _swallowed(self.task, "two timeouts")
 
 
 @check("download_with_retry", timeout=25)
 async def download_with_retry(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
     """``download_with_retry(session, url, dest, sha256, **RETRY) -> int``: attempts made."""
-    task = "download_with_retry"
-    limit = RETRY["max_attempts"]
-
-    def call(url: str, dest: str, sha256: str, **options: Any) -> Any:
-        retrying = functools.partial(learner, **{**RETRY, **options})
-        return call_async(task, retrying, session, url, dest, sha256)
-
     with tempfile.TemporaryDirectory(prefix="capstone-check-") as directory:
         log = _WriteLog(directory, threading.get_ident())
         with _tracked_writes(log):
             async with aiohttp.ClientSession(timeout=CHECK_TIMEOUT) as session:
-                # Three 503s, then the file: retried, with backoff, and the attempts counted.
-                name, size = "busy.bin", 200_001
-                dest = os.path.join(directory, name)
-                url = f"{server.url}/files/{size}?name={name}&fail=3&key=busy"
-                result, error = await _outcome(call(url, dest, file_sha256(size, name)))
-                calls = await _call_log(session, server, "busy")
-                if error is not None:
-                    if len(calls) == 1:
-                        raise _gave_up(task, 1, error, "answered 503", "no-retry-503")
-                    if len(calls) < 4:
-                        raise _gave_up(
-                            task,
-                            len(calls),
-                            error,
-                            f"answered 503 three times, with max_attempts={limit}",
-                            "gave-up-early",
-                        )
-                    raise error
-                _expect_file(task, dest, size, name)
-                waited = sum(_gaps(calls))
-                if waited < NO_BACKOFF_SECONDS:
-                    raise Mistake(
-                        "no-backoff",
-                        f"the {len(calls)} calls came within {waited * 1000:.1f} ms: the "
-                        "retries did not wait.",
-                        "sleep `random.uniform(0, min(max_delay, base_delay * 2 ** attempt))` "
-                        "between attempts, with `await asyncio.sleep()`.",
-                    )
-                if result != len(calls):
-                    raise Mistake(
-                        "wrong-return",
-                        f"{task} returned {result!r} after {len(calls)} calls; expected the "
-                        f"number of attempts, {len(calls)}.",
-                        "return the attempt number that succeeded (1 for the first).",
-                    )
-
-                # A 429 with Retry-After: 1, then the file.
-                name, size = "limited.bin", 200_002
-                dest = os.path.join(directory, name)
-                url = (
-                    f"{server.url}/files/{size}?name={name}&fail=1&key=limited&status=429"
-                    f"&retry_after={RETRY_AFTER}"
-                )
-                error = await _raised(call(url, dest, file_sha256(size, name)))
-                calls = await _call_log(session, server, "limited")
-                if error is not None:
-                    if len(calls) == 1:
-                        raise _gave_up(task, 1, error, "answered 429", "no-retry-429")
-                    raise error
-                gap = _gaps(calls)[0]
-                if gap < RETRY_AFTER * 0.9:
-                    raise Mistake(
-                        "ignored-retry-after",
-                        f"the server answered 429 with `Retry-After: {RETRY_AFTER}`, and the "
-                        f"retry came {gap * 1000:.0f} ms later.",
-                        "read `error.headers.get('Retry-After')` from the "
-                        "`ClientResponseError` and wait at least that many seconds.",
-                    )
-                _expect_file(task, dest, size, name)
-
-                # A 404: one call, an exception, no file.
-                dest = os.path.join(directory, "gone.bin")
-                error = await _raised(call(f"{server.url}/downloads/gone.bin", dest, "0" * 64))
-                requests = server.stats().by_path.get("/downloads/gone.bin", 0)
-                if requests > 1:
-                    raise Mistake(
-                        "retried-404",
-                        f"a 404 was requested {requests} times: it will be a 404 every time.",
-                        "retry only 408, 429 and 5xx statuses; raise any other error at once.",
-                    )
-                if error is None:
-                    raise _swallowed(task, "a 404")
-                _expect_absent(task, dest, "error-page-saved", "a 404", RAISE_FIRST_HINT)
-
-                # The connection drops at CUT_AT unless the request starts there.
-                name = "cut.bin"
-                dest = os.path.join(directory, name)
-                url = f"{server.url}/files/{CUT_SIZE}?name={name}&break_at={CUT_AT}&rate={CUT_RATE}"
-                error = await _raised(call(url, dest, file_sha256(CUT_SIZE, name)))
-                statuses = _completed_statuses(server, f"/files/{CUT_SIZE}")
-                if 206 not in statuses:
-                    if len(statuses) <= 1:
-                        raise _gave_up(
-                            task,
-                            len(statuses),
-                            error or Exception("?"),
-                            "dropped the connection halfway",
-                            "no-retry-drop",
-                        )
-                    raise Mistake(
-                        "restarted-from-zero",
-                        f"after the connection dropped, each retry asked for the whole file "
-                        f"again (the server answered {statuses}, never 206), and it dropped at "
-                        "the same byte every time.",
-                        "keep the partial file and ask for the rest: `Range: bytes=<its size>-` "
-                        "with `If-Range: <etag>`; append on a 206, start over on a 200.",
-                    )
-                if error is not None:
-                    raise Mistake(
-                        "resume-failed",
-                        f"the resume asked for the rest (206), then {task} raised "
-                        f"{type(error).__name__}: {error}.",
-                        "on a 206 append to the partial file (`'ab'`) and keep hashing: the "
-                        "digest must cover the bytes already on disk too.",
-                    )
-                _expect_file(task, dest, CUT_SIZE, name)
-
-                # A server that keeps failing: max_attempts calls, then an exception.
-                dest = os.path.join(directory, "down.bin")
-                url = f"{server.url}/files/200003?fail=100&key=down"
-                error = await _raised(call(url, dest, file_sha256(200_003), max_attempts=3))
-                calls = await _call_log(session, server, "down")
-                if len(calls) > 3:
-                    raise Mistake(
-                        "attempt-limit-ignored",
-                        f"with max_attempts=3, a URL that always answers 503 was called "
-                        f"{len(calls)} times.",
-                        "make at most `max_attempts` calls in all, then raise the last error.",
-                    )
-                if error is None:
-                    raise _swallowed(task, "three 503s in a row")
-                _expect_absent(task, dest, "partial-file-left", "three 503s", ATOMIC_HINT)
-
-                # A server that says nothing: a timeout, retried.
-                dest = os.path.join(directory, "stalled.bin")
-                path = f"/slow/headers/{STALL_SECONDS}"
-                error = await _raised(call(f"{server.url}{path}", dest, "0" * 64, max_attempts=2))
-                await _until_idle(server)
-                requests = server.stats().by_path.get(path, 0)
-                if requests < 2:
-                    raise _gave_up(
-                        task,
-                        requests,
-                        error or Exception("?"),
-                        f"sent nothing for {STALL_SECONDS} s (the session's sock_read is "
-                        f"{CHECK_TIMEOUT.sock_read} s)",
-                        "no-retry-timeout",
-                    )
-                if error is None:
-                    raise _swallowed(task, "two timeouts")
-        _expect_closed(task, log)
-        _expect_not_blocking(task, log)
+                run = _RetryRun(learner, server, session, directory)
+                await run.not_found()
+                await run.always_failing()
+                await run.busy()
+                await run.cut()
+                await run.limited_and_stalled()
+        _expect_closed(run.task, log)
+        _expect_no_leftovers(run.task, directory, {"busy.bin", "cut.bin", "limited.bin"})
+        _expect_not_blocking(run.task, log)
     return (
-        "503s retried with backoff, Retry-After honoured, the 404 requested once, the dropped "
-        "connection resumed with Range, the attempt limit kept, and a stalled server retried."
+        "the 404 requested once, the attempt limit kept, 503s retried with backoff, the "
+        "dropped connection resumed with Range, Retry-After honoured, and a stalled server "
+        "retried."
     )
 
 
@@ -433,6 +500,30 @@ def _expect_report(task: str, report: Any, jobs: list[tuple[str, str, str]]) -> 
                 "return one dict per job, in the order of `jobs`.",
             )
     return entries
+
+
+def _expect_no_queue_timeouts(
+    task: str, spy: SessionSpy, jobs: list, entries: list[dict], expected_ok: list[bool]
+) -> None:
+    """Healthy files that needed retries, with a ``connect`` timeout: the pool's queue timed out."""
+    connect = spy.sessions[0].timeout.connect if spy.sessions else None
+    if connect is None:
+        return
+    troubled = [
+        os.path.basename(job[1])
+        for job, entry, ok in zip(jobs, entries, expected_ok, strict=True)
+        if ok and "busy" not in job[1] and (not entry["ok"] or entry["attempts"] != 1)
+    ]
+    if troubled:
+        raise Mistake(
+            "connect-timeout-in-queue",
+            f"healthy files ({', '.join(troubled)}) needed retries or failed. The session's "
+            f"timeout has connect={connect:g} s, and `connect` also counts the time a request "
+            "waits for a free connection in the pool: queued downloads time out against a "
+            "healthy server.",
+            "let the downloads wait in an `asyncio.Semaphore(concurrency)` instead of the "
+            "pool's queue, and use `sock_connect` rather than `connect`.",
+        )
 
 
 @check("download_all", timeout=25)
@@ -472,7 +563,7 @@ async def download_all(learner: Any, server: LocalServer, spy: SessionSpy) -> st
             if error is not None:
                 raise Mistake(
                     "one-failure-stops-all",
-                    f"{task} raised {type(error).__name__}: {error}; one failed file must not "
+                    f"{task} raised {_short(error)}; one failed file must not "
                     "take the report of the other eight with it.",
                     "catch the failure per file, inside the coroutine you gather, and put it "
                     "in that file's report entry.",
@@ -526,6 +617,7 @@ async def download_all(learner: Any, server: LocalServer, spy: SessionSpy) -> st
                 "semaphore hold back all but `concurrency` of them.",
             )
         entries = _expect_report(task, report, jobs)
+        _expect_no_queue_timeouts(task, spy, jobs, entries, expected_ok)
         got_ok = [bool(entry["ok"]) for entry in entries]
         if got_ok != expected_ok:
             wrong = [
@@ -551,9 +643,11 @@ async def download_all(learner: Any, server: LocalServer, spy: SessionSpy) -> st
                         "for a success: `bytes` is the file's size and `error` is None.",
                     )
             elif not isinstance(entry["error"], str) or not entry["error"]:
+                error = entry["error"]
+                what = repr(error) if error in (None, "") else f"a {type(error).__name__} object"
                 raise Mistake(
                     "wrong-report",
-                    f"{name} failed, but its entry's `error` is {entry['error']!r}.",
+                    f"{name} failed, but its entry's `error` is {what}, not a short text.",
                     "for a failure, `error` says why in words, e.g. "
                     "`f'{type(exc).__name__}: {exc}'`.",
                 )
@@ -569,6 +663,7 @@ async def download_all(learner: Any, server: LocalServer, spy: SessionSpy) -> st
                 _expect_file(task, dest, *on_disk[dest])
             else:
                 _expect_absent(task, dest, "partial-file-left", "a failed download", ATOMIC_HINT)
+        _expect_no_leftovers(task, directory, {os.path.basename(dest) for dest in on_disk})
         _expect_not_blocking(task, log)
     return (
         f"one session, never more than {CONCURRENCY} downloads at a time but not one by one, "
