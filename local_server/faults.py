@@ -45,7 +45,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -169,7 +169,7 @@ def retry_after_value(seconds: int, as_date: bool) -> str:
     """``Retry-After`` as delta-seconds, or as an HTTP date rounded up to a whole second."""
     if not as_date:
         return str(seconds)
-    when = datetime.fromtimestamp(math.ceil(time.time()) + seconds, tz=timezone.utc)
+    when = datetime.fromtimestamp(math.ceil(time.time()) + seconds, tz=UTC)
     return email.utils.format_datetime(when, usegmt=True)
 
 

@@ -161,7 +161,7 @@ async def pause_in_steps(seconds):
 async def pause_with_wait_for(seconds):
     try:
         await asyncio.wait_for(asyncio.Event().wait(), seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
 
 

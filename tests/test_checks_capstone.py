@@ -415,7 +415,7 @@ async def retry_middleware_style(
             try:
                 await attempt_once()
                 break
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 if not transient(exc) or attempt == max_attempts:
                     raise
                 await asyncio.sleep(max(backoff(attempt - 1, base_delay, max_delay),
@@ -441,7 +441,7 @@ async def retry_recursively(
             with open(part, "ab" if r.status == 206 else "wb") as file:
                 async for chunk in r.content.iter_chunked(CHUNK):
                     await asyncio.to_thread(file.write, chunk)
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         if not transient(exc) or _attempt >= max_attempts:
             remove(part)
             raise

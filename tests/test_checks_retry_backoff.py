@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -72,7 +72,7 @@ def parse_good(value):
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def parse_seconds_only(value):
@@ -86,7 +86,7 @@ def parse_crashing(value):
     if value.isdigit():
         return float(value)
     when = email.utils.parsedate_to_datetime(value)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def parse_negative_past(value):
@@ -98,7 +98,7 @@ def parse_negative_past(value):
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return (when - datetime.now(timezone.utc)).total_seconds()
+    return (when - datetime.now(UTC)).total_seconds()
 
 
 def test_parse_retry_after_accepts_a_correct_answer():
@@ -202,7 +202,7 @@ async def seed_retry(session, url, *, method="GET", max_attempts=5, base_delay=0
             async with session.request(method, url) as response:
                 response.raise_for_status()
                 return await response.json()
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             if attempt == max_attempts - 1:
                 raise
             await asyncio.sleep(base_delay * 2**attempt)

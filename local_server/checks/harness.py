@@ -312,7 +312,7 @@ async def _guarded(task: str, body: CheckBody, learner: Any, timeout: float) -> 
         )
     except Mistake as mistake:
         return Verdict(task, mistake.problem, mistake.message, mistake.hint)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return Verdict(
             task,
             "timeout",

@@ -245,7 +245,7 @@ class _PacedFeed:
             self._progress.clear()
             try:
                 await asyncio.wait_for(self._progress.wait(), deadline - loop.time())
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return False
         return True
 
