@@ -36,12 +36,12 @@ import aiohttp
 
 from ..files import file_sha256
 from ..runner import LocalServer
-from .file_download import (
-    _completed_statuses,
-    _expect_file,
-    _expect_not_blocking,
-    _tracked_writes,
-    _WriteLog,
+from .disk_writes import (
+    WriteLog,
+    completed_statuses,
+    expect_file,
+    expect_not_blocking,
+    tracked_writes,
 )
 from .harness import (
     Mistake,
@@ -77,12 +77,12 @@ CONCURRENCY = 3
 LONG_DOWNLOAD_SECONDS = 3600
 
 
-def _opened(log: _WriteLog) -> list[str]:
+def _opened(log: WriteLog) -> list[str]:
     """The real paths of the files the learner opened for writing in the check's directory."""
     return [os.path.realpath(handle.name) for handle in log.handles if isinstance(handle.name, str)]
 
 
-def _expect_closed(task: str, log: _WriteLog) -> None:
+def _expect_closed(task: str, log: WriteLog) -> None:
     open_files = [handle for handle in log.handles if not handle.closed]
     if open_files:
         raise Mistake(
@@ -176,8 +176,8 @@ async def download_file(learner: Any, server: LocalServer, spy: SessionSpy) -> s
     """``download_file(session, url, dest, sha256) -> int``: streamed, verified, atomic."""
     task = "download_file"
     with tempfile.TemporaryDirectory(prefix="capstone-check-") as directory:
-        log = _WriteLog(directory, threading.get_ident())
-        with _tracked_writes(log):
+        log = WriteLog(directory, threading.get_ident())
+        with tracked_writes(log):
             async with aiohttp.ClientSession(timeout=CHECK_TIMEOUT) as session:
                 name = "large.bin"
                 dest = os.path.join(directory, name)
@@ -189,7 +189,7 @@ async def download_file(learner: Any, server: LocalServer, spy: SessionSpy) -> s
                 if error is not None:
                     raise _healthy_download_raised(task, error)
                 _expect_closed(task, log)
-                _expect_file(task, dest, LARGE_SIZE, name)
+                expect_file(task, dest, LARGE_SIZE, name)
                 if memory.peak > LARGE_SIZE // 2:
                     raise Mistake(
                         "whole-body-in-memory",
@@ -198,7 +198,7 @@ async def download_file(learner: Any, server: LocalServer, spy: SessionSpy) -> s
                         "never `await response.read()` a file: "
                         "`async for chunk in response.content.iter_chunked(64 * 1024):`.",
                     )
-                _expect_not_blocking(task, log)
+                expect_not_blocking(task, log)
                 if os.path.realpath(dest) in _opened(log):
                     raise Mistake(
                         "writes-final-name",
@@ -365,7 +365,7 @@ class _RetryRun:
                 what = f"answered 503 three times, with max_attempts={limit}"
                 raise _gave_up(self.task, len(calls), error, what, "gave-up-early")
             raise error
-        _expect_file(self.task, dest, size, name)
+        expect_file(self.task, dest, size, name)
         waited = sum(_gaps(calls))
         if waited < NO_BACKOFF_SECONDS:
             raise Mistake(
@@ -389,7 +389,7 @@ class _RetryRun:
         dest = self.dest(name)
         url = f"{self.server.url}/files/{CUT_SIZE}?name={name}&break_at={CUT_AT}&rate={CUT_RATE}"
         _, error = await self.call(url, dest, file_sha256(CUT_SIZE, name))
-        statuses = _completed_statuses(self.server, f"/files/{CUT_SIZE}")
+        statuses = completed_statuses(self.server, f"/files/{CUT_SIZE}")
         if 206 not in statuses:
             if len(statuses) <= 1:
                 what = "dropped the connection halfway"
@@ -411,7 +411,7 @@ class _RetryRun:
                 "on a 206 append to the partial file (`'ab'`) and keep hashing: the "
                 "digest must cover the bytes already on disk too.",
             )
-        _expect_file(self.task, dest, CUT_SIZE, name)
+        expect_file(self.task, dest, CUT_SIZE, name)
 
     async def limited_and_stalled(self) -> None:
         """A 429 with Retry-After, and a server that says nothing, side by side."""
@@ -445,7 +445,7 @@ class _RetryRun:
                 "read `error.headers.get('Retry-After')` from the "
                 "`ClientResponseError` and wait at least that many seconds.",
             )
-        _expect_file(self.task, self.dest(name), size, name)
+        expect_file(self.task, self.dest(name), size, name)
 
     def judge_stalled(self, error: BaseException | None) -> None:
         """A server that says nothing: a timeout, retried, then raised."""
@@ -464,8 +464,8 @@ class _RetryRun:
 async def download_with_retry(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
     """``download_with_retry(session, url, dest, sha256, **RETRY) -> int``: attempts made."""
     with tempfile.TemporaryDirectory(prefix="capstone-check-") as directory:
-        log = _WriteLog(directory, threading.get_ident())
-        with _tracked_writes(log):
+        log = WriteLog(directory, threading.get_ident())
+        with tracked_writes(log):
             async with aiohttp.ClientSession(timeout=CHECK_TIMEOUT) as session:
                 run = _RetryRun(learner, server, session, directory)
                 await run.not_found()
@@ -475,7 +475,7 @@ async def download_with_retry(learner: Any, server: LocalServer, spy: SessionSpy
                 await run.limited_and_stalled()
         _expect_closed(run.task, log)
         _expect_no_leftovers(run.task, directory, {"busy.bin", "cut.bin", "limited.bin"})
-        _expect_not_blocking(run.task, log)
+        expect_not_blocking(run.task, log)
     return (
         "the 404 requested once, the attempt limit kept, 503s retried with backoff, the "
         "dropped connection resumed with Range, Retry-After honoured, and a stalled server "
@@ -556,8 +556,8 @@ async def download_all(learner: Any, server: LocalServer, spy: SessionSpy) -> st
         )
         jobs = [*good[:3], missing, busy, tampered, *good[3:]]
         expected_ok = [True, True, True, False, True, False, True, True, True]
-        log = _WriteLog(directory, threading.get_ident())
-        with _tracked_writes(log):
+        log = WriteLog(directory, threading.get_ident())
+        with tracked_writes(log):
             report, error = await _outcome(call_async(task, learner, jobs, CONCURRENCY))
             left_open = spy.left_open
             if error is not None:
@@ -660,11 +660,11 @@ async def download_all(learner: Any, server: LocalServer, spy: SessionSpy) -> st
             )
         for _url, dest, _sha256 in jobs:
             if dest in on_disk:
-                _expect_file(task, dest, *on_disk[dest])
+                expect_file(task, dest, *on_disk[dest])
             else:
                 _expect_absent(task, dest, "partial-file-left", "a failed download", ATOMIC_HINT)
         _expect_no_leftovers(task, directory, {os.path.basename(dest) for dest in on_disk})
-        _expect_not_blocking(task, log)
+        expect_not_blocking(task, log)
     return (
         f"one session, never more than {CONCURRENCY} downloads at a time but not one by one, "
         "and a report in which the 404 and the wrong checksum failed and the rest succeeded."

@@ -18,150 +18,35 @@ whole file) and which 206 (a ``Range``); ``file_sha256`` gives the digest the fi
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 
 from ..files import file_etag, file_sha256
 from ..runner import LocalServer
+from .disk_writes import (
+    WriteLog,
+    completed_statuses,
+    expect_file,
+    expect_not_blocking,
+    sha256_of,
+    tracked_writes,
+)
 from .harness import (
-    ORIGINAL_OPEN,
     Mistake,
     PeakMemory,
     SessionSpy,
     call_async,
     check,
-    open_replaced_by,
 )
 
 LARGE_SIZE = 16 * 1024 * 1024
 VERIFIED_SIZE = 2 * 1024 * 1024
 RESUME_SIZE = 4 * 1024 * 1024
 RESUME_FROM = 1536 * 1024
-# Writing more than this on the event loop's thread is reported as blocking the loop.
-LOOP_WRITE_LIMIT = 1024 * 1024
-WRITE_MODES = set("wax+")
-
-
-class _WriteLog:
-    """Bytes written to files in the check's directory: in all, and on the loop's thread."""
-
-    def __init__(self, directory: str, loop_thread: int) -> None:
-        self.directory = os.path.realpath(directory)
-        self.loop_thread = loop_thread
-        self.bytes_written = 0
-        self.bytes_on_loop = 0
-        self.handles: list[Any] = []
-
-    def record(self, count: int) -> None:
-        self.bytes_written += count
-        if threading.get_ident() == self.loop_thread:
-            self.bytes_on_loop += count
-
-    def watches(self, file: Any, mode: str) -> bool:
-        if not isinstance(file, (str, os.PathLike)) or not set(mode) & WRITE_MODES:
-            return False
-        parent = os.path.dirname(os.path.realpath(os.fspath(file)))
-        return parent == self.directory
-
-
-class _TrackedWriter:
-    """A file object that reports each write to its ``_WriteLog``; the rest is delegated."""
-
-    def __init__(self, file: Any, log: _WriteLog) -> None:
-        self._file = file
-        self._log = log
-        log.handles.append(file)
-
-    def write(self, data: Any) -> int:
-        count = self._file.write(data)
-        self._log.record(count if isinstance(count, int) else len(data))
-        return count
-
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
-    def __enter__(self) -> _TrackedWriter:
-        self._file.__enter__()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> Any:
-        return self._file.__exit__(*exc_info)
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._file)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._file, name)
-
-
-@contextlib.contextmanager
-def _tracked_writes(log: _WriteLog) -> Iterator[None]:
-    """Make ``open(path, "wb")`` of files in ``log.directory`` return a ``_TrackedWriter``."""
-
-    def tracking_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        handle = ORIGINAL_OPEN(file, mode, *args, **kwargs)
-        if log.watches(file, mode):
-            return _TrackedWriter(handle, log)
-        return handle
-
-    try:
-        with open_replaced_by(tracking_open):
-            yield
-    finally:
-        for handle in log.handles:  # close what the learner left open, after judging it
-            if not handle.closed:
-                handle.close()
-
-
-def _sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _expect_not_blocking(task: str, log: _WriteLog) -> None:
-    if log.bytes_on_loop > LOOP_WRITE_LIMIT:
-        raise Mistake(
-            "blocked-loop",
-            f"{task} wrote {log.bytes_on_loop // 1024} KiB to disk on the event loop's thread: "
-            "while each write runs, no other task can.",
-            "write each chunk in a worker thread: `await asyncio.to_thread(file.write, chunk)`.",
-        )
-
-
-def _expect_file(task: str, dest: str, size: int, name: str) -> None:
-    if not os.path.exists(dest):
-        raise Mistake(
-            "no-file",
-            f"{task} returned, but there is no file at `dest`.",
-            "write the body to `dest` (or to a temporary name, then `os.replace(temp, dest)`).",
-        )
-    actual = os.path.getsize(dest)
-    if actual != size or _sha256_of(dest) != file_sha256(size, name):
-        raise Mistake(
-            "wrong-content",
-            f"the file at `dest` has {actual} bytes and a SHA-256 that is not the download's "
-            f"({size} bytes).",
-            'open it in binary mode for writing (`"wb"`) and write every chunk, in order.',
-        )
-
-
-def _completed_statuses(server: LocalServer, path: str) -> list[int]:
-    return [
-        record.status
-        for record in server.stats().timeline
-        if record.path.split("?")[0] == path and record.status is not None
-    ]
 
 
 # --- Task 1: download ----------------------------------------------------------------------
@@ -174,12 +59,12 @@ async def download(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
     url = f"{server.url}/files/{LARGE_SIZE}?name={name}"
     with tempfile.TemporaryDirectory(prefix="download-check-") as directory:
         dest = os.path.join(directory, name)
-        log = _WriteLog(directory, threading.get_ident())
-        with _tracked_writes(log):
+        log = WriteLog(directory, threading.get_ident())
+        with tracked_writes(log):
             async with aiohttp.ClientSession() as session:
                 with PeakMemory() as memory:
                     await call_async("download", learner, session, url, dest)
-        _expect_file("download", dest, LARGE_SIZE, name)
+        expect_file("download", dest, LARGE_SIZE, name)
     if memory.peak > LARGE_SIZE // 2:
         raise Mistake(
             "whole-body-in-memory",
@@ -188,7 +73,7 @@ async def download(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
             "never `await response.read()` a large body: "
             "`async for chunk in response.content.iter_chunked(64 * 1024):` and write each.",
         )
-    _expect_not_blocking("download", log)
+    expect_not_blocking("download", log)
     return (
         f"all {LARGE_SIZE // 2**20} MiB reached the disk with the right SHA-256, in bounded "
         "memory, written off the event loop."
@@ -226,13 +111,13 @@ async def download_verified(learner: Any, server: LocalServer, spy: SessionSpy) 
     sha256 = file_sha256(VERIFIED_SIZE, name)
     with tempfile.TemporaryDirectory(prefix="download-check-") as directory:
         dest = os.path.join(directory, name)
-        log = _WriteLog(directory, threading.get_ident())
-        with _tracked_writes(log):
+        log = WriteLog(directory, threading.get_ident())
+        with tracked_writes(log):
             async with aiohttp.ClientSession() as session:
                 await call_async(
                     "download_verified", learner, session, f"{base}?name={name}", dest, sha256
                 )
-                _expect_file("download_verified", dest, VERIFIED_SIZE, name)
+                expect_file("download_verified", dest, VERIFIED_SIZE, name)
                 os.remove(dest)
 
                 cut = f"{base}?name={name}&break_at={VERIFIED_SIZE // 2}"
@@ -263,7 +148,7 @@ async def download_verified(learner: Any, server: LocalServer, spy: SessionSpy) 
                         "check the digest before `os.replace(temp, dest)`, and remove the "
                         "temporary file when it does not match.",
                     )
-    _expect_not_blocking("download_verified", log)
+    expect_not_blocking("download_verified", log)
     return (
         "the good download arrived whole; a cut connection and a wrong checksum each raised "
         "and left nothing under the final name."
@@ -291,15 +176,15 @@ async def resume_download(learner: Any, server: LocalServer, spy: SessionSpy) ->
             with open(path, "wb") as file:
                 file.write(partial)
             server.reset_stats()
-            log = _WriteLog(directory, threading.get_ident())
-            with _tracked_writes(log):
+            log = WriteLog(directory, threading.get_ident())
+            with tracked_writes(log):
                 try:
                     await call_async(
                         "resume_download", learner, session, url, path,
                         file_etag(RESUME_SIZE, name),
                     )
                 except aiohttp.ClientPayloadError:
-                    statuses = _completed_statuses(server, path_url)
+                    statuses = completed_statuses(server, path_url)
                     if 206 not in statuses:
                         raise Mistake(
                             "restarted-from-zero",
@@ -310,7 +195,7 @@ async def resume_download(learner: Any, server: LocalServer, spy: SessionSpy) ->
                             "comes back.",
                         ) from None
                     raise
-            statuses = _completed_statuses(server, path_url)
+            statuses = completed_statuses(server, path_url)
             if 206 not in statuses:
                 raise Mistake(
                     "restarted-from-zero",
@@ -318,7 +203,7 @@ async def resume_download(learner: Any, server: LocalServer, spy: SessionSpy) ->
                     "send `Range: bytes=<size of the partial file>-` and append what comes back.",
                 )
             size = os.path.getsize(path)
-            if size != RESUME_SIZE or _sha256_of(path) != file_sha256(RESUME_SIZE, name):
+            if size != RESUME_SIZE or sha256_of(path) != file_sha256(RESUME_SIZE, name):
                 raise Mistake(
                     "resume-corrupt",
                     f"after the resume the file has {size} bytes (expected {RESUME_SIZE}) or "
@@ -333,11 +218,11 @@ async def resume_download(learner: Any, server: LocalServer, spy: SessionSpy) ->
             with open(stale, "wb") as file:
                 file.write(partial)
             server.reset_stats()
-            with _tracked_writes(log):
+            with tracked_writes(log):
                 await call_async(
                     "resume_download", learner, session, fresh_url, stale, '"an-old-version"'
                 )
-            if 206 in _completed_statuses(server, path_url):
+            if 206 in completed_statuses(server, path_url):
                 raise Mistake(
                     "no-if-range",
                     "the partial file came from an older version (its ETag no longer matches) "
@@ -347,7 +232,7 @@ async def resume_download(learner: Any, server: LocalServer, spy: SessionSpy) ->
                     "file when the ETag changed.",
                 )
             size = os.path.getsize(stale)
-            if size != RESUME_SIZE or _sha256_of(stale) != file_sha256(RESUME_SIZE, "stale.bin"):
+            if size != RESUME_SIZE or sha256_of(stale) != file_sha256(RESUME_SIZE, "stale.bin"):
                 if size == RESUME_FROM + RESUME_SIZE:
                     raise Mistake(
                         "appended-whole-file",
@@ -363,7 +248,7 @@ async def resume_download(learner: Any, server: LocalServer, spy: SessionSpy) ->
                     "send `If-Range: <etag>`; on a 200 answer start the file over, on a 206 "
                     "append.",
                 )
-    _expect_not_blocking("resume_download", log)
+    expect_not_blocking("resume_download", log)
     return (
         "the resume asked for the missing bytes only (206) and the file's SHA-256 matched; "
         "with a stale ETag the whole new file replaced the old partial."
