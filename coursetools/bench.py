@@ -84,7 +84,10 @@ def resident_mib(pid: int) -> float:
 
 
 def throughput() -> None:
-    generator = "wrk" if shutil.which("wrk") else "coursetools.loadgen (install wrk for C speed)"
+    generator = "wrk" if shutil.which("wrk") else (
+        "coursetools.loadgen, in Python: it, not the server, is likely the limit, so the ratios "
+        "below say little; install wrk for real figures"
+    )
     print(f"throughput on GET /get, {LOAD_CONNECTIONS} keep-alive connections, "
           f"{LOAD_SECONDS} s each, load from {generator}:")
     results = {}
