@@ -3,9 +3,9 @@
 The learner writes application factories, ``create_app(upstream_url)``, whose handlers call an
 upstream (the course server) through one ``ClientSession`` that the application owns. A check
 builds the application, serves it with ``serve()`` on its own loop, calls it, and judges from
-what it observed: the sessions the ``SessionSpy`` saw created (and still open after cleanup),
+what it observed: the sessions the ``SessionSpy`` saw created (and still open after clean-up),
 the upstream's connection count, the warnings aiohttp emitted, the errors the handlers raised,
-and, for a start-up that must fail, what cleanup did afterwards.
+and, for a start-up that must fail, what clean-up did afterwards.
 """
 
 from __future__ import annotations
@@ -246,8 +246,8 @@ def _judge_sessions(seen: Observed, requests: int) -> None:
         raise Mistake(
             "no-session-created",
             "the application never created a ClientSession while it ran.",
-            "create it at start-up: `async with aiohttp.ClientSession() as session: "
-            "app[KEY] = session; yield` in a cleanup_ctx.",
+            "create it at start-up: `async with aiohttp.ClientSession(base_url=...) as "
+            "session: app[KEY] = session; yield` in a cleanup_ctx.",
         )
     if seen.closed_at_shutdown:
         raise Mistake(
@@ -261,7 +261,7 @@ def _judge_sessions(seen: Observed, requests: int) -> None:
         raise Mistake(
             "session-left-open",
             "the application's ClientSession was still open after the application was cleaned up.",
-            "close it at cleanup: in a cleanup_ctx, `async with aiohttp.ClientSession() as "
+            "close it at clean-up: in a cleanup_ctx, `async with aiohttp.ClientSession(...) as "
             "session:` around the `yield` closes it when the application stops.",
         )
     if not seen.in_state:
@@ -325,7 +325,7 @@ async def shared_session(learner: Any, server: LocalServer, spy: SessionSpy) -> 
     return (
         f"{REQUESTS} requests went through one ClientSession, created at start-up and stored "
         f"under a web.AppKey; the upstream saw {plural(opened, 'connection')}; the session was "
-        "closed at cleanup."
+        "closed at clean-up."
     )
 
 
@@ -365,7 +365,7 @@ async def second_route(learner: Any, server: LocalServer, spy: SessionSpy) -> st
             "`request.app[SESSION]`, in both.",
         )
     _judge_sessions(seen, REQUESTS // 2)
-    return "both routes answered through the same ClientSession, closed at cleanup."
+    return "both routes answered through the same ClientSession, closed at clean-up."
 
 
 # --- task 3: fail fast at start-up, and clean up what did start -----------------------------
@@ -480,9 +480,9 @@ async def fail_fast(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
             if attempt.cleanup_error is not None:
                 raise Mistake(
                     "cleanup-crashed",
-                    f"after the failed start-up (upstream {label}), cleanup raised "
+                    f"after the failed start-up (upstream {label}), clean-up raised "
                     f"{_named(attempt.cleanup_error)}.",
-                    "each cleanup step must close only what its own start-up step opened: open "
+                    "each clean-up step must close only what its own start-up step opened: open "
                     "and close in the same cleanup_ctx (`async with ...: app[KEY] = session; "
                     "yield`), so a step that never ran is never cleaned up.",
                 )
@@ -498,12 +498,12 @@ async def fail_fast(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
                     "leak-after-failed-start",
                     f"start-up failed (upstream {label}: {_named(attempt.start_error)}), and "
                     f"{plural(left, 'ClientSession')} opened before the failure stayed open "
-                    "after cleanup.",
+                    "after clean-up.",
                     f"{why}Open the session in a cleanup_ctx (`async with "
-                    "aiohttp.ClientSession() as session:` around the `yield`): a context that "
+                    "aiohttp.ClientSession(...) as session:` around the `yield`): a context that "
                     "started is exited even when a later step fails.",
                 )
     return (
         "it starts and serves with a healthy upstream; with a sick or absent upstream "
-        "start-up fails, cleanup does not crash, and no session is left open."
+        "start-up fails, clean-up does not crash, and no session is left open."
     )
