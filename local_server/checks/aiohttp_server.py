@@ -306,7 +306,7 @@ async def item_fields(learner: Any, server: LocalServer, spy: SessionSpy) -> str
     results: list[Any] = []
     with captured_server_errors() as records:
         async with serve(_probe_app(learner, results)) as url:
-            async with aiohttp.ClientSession(url) as session:
+            async with aiohttp.ClientSession(base_url=url) as session:
                 api = Api(session, records)
                 for body, expected in VALID_BODIES:
                     await _judge_valid_body(api, results, body, expected)
@@ -409,8 +409,8 @@ async def create_and_list(learner: Any, server: LocalServer, spy: SessionSpy) ->
     with captured_server_errors() as records:
         async with serve(first) as url_a, serve(second) as url_b:
             async with (
-                aiohttp.ClientSession(url_a) as session_a,
-                aiohttp.ClientSession(url_b) as session_b,
+                aiohttp.ClientSession(base_url=url_a) as session_a,
+                aiohttp.ClientSession(base_url=url_b) as session_b,
             ):
                 a, b = Api(session_a, records), Api(session_b, records)
                 if await list_items(a, "a new app") != []:
@@ -662,7 +662,7 @@ async def read_update_delete(learner: Any, server: LocalServer, spy: SessionSpy)
     """Three items; each read, replaced and deleted by its id, unknown and bad ids refused."""
     app = _app_from(learner, "create_full_app")
     with captured_server_errors() as records:
-        async with serve(app) as url, aiohttp.ClientSession(url) as session:
+        async with serve(app) as url, aiohttp.ClientSession(base_url=url) as session:
             api = Api(session, records)
             items = [
                 await create(api, {"name": name, "price": price}, f"creating {name}")
