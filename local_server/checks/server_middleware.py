@@ -198,7 +198,7 @@ async def _run(app: web.Application) -> tuple[list[Answer], Observed]:
     answers = []
     broken: tuple[str, aiohttp.ClientError] | None = None
     with _observed() as seen:
-        async with serve(app) as url, aiohttp.ClientSession(url) as session:
+        async with serve(app) as url, aiohttp.ClientSession(base_url=url) as session:
             for method, path in REQUESTS:
                 try:
                     answers.append(await _ask(session, method, path))
