@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import random
@@ -344,7 +345,7 @@ def make_retry(
         return transient(exc)
 
     async def download_with_retry(
-        session, url, dest, sha256, *, max_attempts=5, base_delay=0.05, max_delay=1.0
+        session, url, dest, sha256, *, slots=None, max_attempts=5, base_delay=0.05, max_delay=1.0
     ):
         attempts_allowed = max_attempts if limit is None else limit
         part = dest + ".part"
@@ -357,15 +358,17 @@ def make_retry(
                     if if_range and etag:
                         headers["If-Range"] = etag
                 try:
-                    async with session.get(url, headers=headers) as response:
-                        response.raise_for_status()
-                        if response.status != 206:
-                            size, etag, digest = 0, response.headers.get("ETag"), hashlib.sha256()
-                        with open(part, "ab" if response.status == 206 else "wb") as file:
-                            async for chunk in response.content.iter_chunked(CHUNK):
-                                await asyncio.to_thread(file.write, chunk)
-                                digest.update(chunk)
-                                size += len(chunk)
+                    async with slots or contextlib.nullcontext():  # a slot per attempt
+                        async with session.get(url, headers=headers) as response:
+                            response.raise_for_status()
+                            if response.status != 206:
+                                size, etag = 0, response.headers.get("ETag")
+                                digest = hashlib.sha256()
+                            with open(part, "ab" if response.status == 206 else "wb") as file:
+                                async for chunk in response.content.iter_chunked(CHUNK):
+                                    await asyncio.to_thread(file.write, chunk)
+                                    digest.update(chunk)
+                                    size += len(chunk)
                     break
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     if not retryable(exc) or attempt == attempts_allowed - 1:
@@ -538,22 +541,30 @@ def report_entry(attempts=None, dest=None, exc=None):
     return {"ok": True, "bytes": os.path.getsize(dest), "attempts": attempts, "error": None}
 
 
-async def guarded(session, url, dest, sha256):
+async def guarded(session, url, dest, sha256, slots=None):
     try:
-        return report_entry(await REFERENCE(session, url, dest, sha256), dest)
+        return report_entry(await REFERENCE(session, url, dest, sha256, slots=slots), dest)
     except Exception as exc:
         return report_entry(exc=exc)
 
 
 async def all_with_semaphore(jobs, concurrency):
+    """The model answer's shape: the semaphore goes into the retry loop, a slot per attempt."""
     slots = asyncio.Semaphore(concurrency)
-
-    async def one(session, job):
-        async with slots:
-            return await guarded(session, *job)
-
     async with aiohttp.ClientSession(timeout=GOOD_TIMEOUT) as session:
-        return await asyncio.gather(*(one(session, job) for job in jobs))
+        return await asyncio.gather(*(guarded(session, *job, slots) for job in jobs))
+
+
+async def all_with_semaphore_and_connector_limit(jobs, concurrency):
+    """Both bounds, as the lesson does; the session made inside a helper."""
+    slots = asyncio.BoundedSemaphore(concurrency)
+    connector = aiohttp.TCPConnector(limit_per_host=concurrency)
+    session = aiohttp.ClientSession(connector=connector, timeout=GOOD_TIMEOUT)
+    try:
+        tasks = [asyncio.create_task(guarded(session, *job, slots)) for job in jobs]
+        return [await task for task in tasks]
+    finally:
+        await session.close()
 
 
 async def all_with_connector_limit(jobs, concurrency):
@@ -563,7 +574,8 @@ async def all_with_connector_limit(jobs, concurrency):
 
 
 async def all_with_workers(jobs, concurrency):
-    """Another shape: `concurrency` workers taking jobs from a queue."""
+    """`concurrency` workers taking jobs from a queue: a worker is a slot, and it sleeps
+    through its file's retries, so the bound holds but a slot idles during each wait."""
     queue: asyncio.Queue = asyncio.Queue()
     for index, job in enumerate(jobs):
         queue.put_nowait((index, job))
@@ -585,8 +597,7 @@ async def all_with_return_exceptions(jobs, concurrency):
     slots = asyncio.Semaphore(concurrency)
 
     async def one(session, url, dest, sha256):
-        async with slots:
-            return await REFERENCE(session, url, dest, sha256)
+        return await REFERENCE(session, url, dest, sha256, slots=slots)
 
     async with aiohttp.ClientSession(timeout=GOOD_TIMEOUT) as session:
         results = await asyncio.gather(
@@ -602,11 +613,28 @@ async def all_with_return_exceptions(jobs, concurrency):
 
 @pytest.mark.parametrize(
     "answer",
-    [all_with_semaphore, all_with_connector_limit, all_with_workers, all_with_return_exceptions],
+    [
+        all_with_semaphore,
+        all_with_semaphore_and_connector_limit,
+        all_with_connector_limit,
+        all_with_return_exceptions,
+    ],
 )
 def test_download_all_accepts_correct_alternatives(answer):
     verdict = check.download_all.diagnose(answer)
     assert verdict.passed, verdict.render()
+
+
+async def all_slot_held_through_retries(jobs, concurrency):
+    """The semaphore around the whole retry loop: the waits between attempts hold a slot."""
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(session, job):
+        async with slots:
+            return await guarded(session, *job)
+
+    async with aiohttp.ClientSession(timeout=GOOD_TIMEOUT) as session:
+        return await asyncio.gather(*(one(session, job) for job in jobs))
 
 
 async def all_session_per_file(jobs, concurrency):
@@ -744,6 +772,8 @@ async def all_returns_a_dict(jobs, concurrency):
         (all_attempts_always_one, "wrong-report"),
         (all_in_completion_order, "wrong-report"),
         (all_returns_a_dict, "wrong-return-type"),
+        (all_slot_held_through_retries, "slot-held-while-waiting"),
+        (all_with_workers, "slot-held-while-waiting"),
     ],
 )
 def test_download_all_diagnoses_each_mistake(answer, problem):

@@ -19,7 +19,7 @@ on what the learner returned or raised.
   quick faults come first; the 1 s ``Retry-After`` and the stalled server run side by side.
 - ``download_all(jobs, concurrency) -> list[dict]``: one session, at most ``concurrency``
   downloads at a time but more than one, no ``connect`` timeout spent queueing for the pool,
-  and a report with one entry per job.
+  no slot held while a file waits out a ``Retry-After``, and a report with one entry per job.
 """
 
 from __future__ import annotations
@@ -74,6 +74,9 @@ RETRY_AFTER = 1
 ALL_SIZES = (96_000, 97_000, 98_000, 99_000, 100_000, 101_000)
 ALL_RATE = 640_000
 CONCURRENCY = 3
+# Task 3: the file that answers 429 with Retry-After once; while it waits, the others should
+# have every slot.
+LIMITED_SIZE = 92_000
 LONG_DOWNLOAD_SECONDS = 3600
 
 
@@ -503,7 +506,7 @@ def _expect_report(task: str, report: Any, jobs: list[tuple[str, str, str]]) -> 
 
 
 def _expect_no_queue_timeouts(
-    task: str, spy: SessionSpy, jobs: list, entries: list[dict], expected_ok: list[bool]
+    task: str, spy: SessionSpy, jobs: list, entries: list[dict], expected: list[int | None]
 ) -> None:
     """Healthy files that needed retries, with a ``connect`` timeout: the pool's queue timed out."""
     connect = spy.sessions[0].timeout.connect if spy.sessions else None
@@ -511,8 +514,8 @@ def _expect_no_queue_timeouts(
         return
     troubled = [
         os.path.basename(job[1])
-        for job, entry, ok in zip(jobs, entries, expected_ok, strict=True)
-        if ok and "busy" not in job[1] and (not entry["ok"] or entry["attempts"] != 1)
+        for job, entry, attempts in zip(jobs, entries, expected, strict=True)
+        if attempts == 1 and (not entry["ok"] or entry["attempts"] != 1)
     ]
     if troubled:
         raise Mistake(
@@ -523,6 +526,39 @@ def _expect_no_queue_timeouts(
             "healthy server.",
             "let the downloads wait in an `asyncio.Semaphore(concurrency)` instead of the "
             "pool's queue, and use `sock_connect` rather than `connect`.",
+        )
+
+
+def _expect_slot_freed_while_waiting(task: str, server: LocalServer) -> None:
+    """While limited.bin waited out its Retry-After, the other downloads had every slot."""
+    timeline = server.stats().timeline
+    limited = f"/files/{LIMITED_SIZE}"
+    own = [record for record in timeline if record.path.split("?")[0] == limited]
+    if len(own) < 2 or own[0].end is None:
+        return  # not retried: the report's checks have said so already
+    waited_from, waited_to = own[0].end, own[1].start
+    events = []
+    for record in timeline:
+        if record.path.split("?")[0] == limited:
+            continue
+        start = max(record.start, waited_from)
+        end = min(waited_to if record.end is None else record.end, waited_to)
+        if start < end:
+            events += [(start, 1), (end, -1)]
+    running = peak = 0
+    for _, step in sorted(events):
+        running += step
+        peak = max(peak, running)
+    if peak < CONCURRENCY:
+        raise Mistake(
+            "slot-held-while-waiting",
+            f"limited.bin answered 429 with `Retry-After: {RETRY_AFTER}`, and while it "
+            f"waited, the server never had more than {plural(peak, 'other download')} in "
+            f"flight although {CONCURRENCY} slots were allowed and files were queued: the "
+            "waiting file kept its slot through the sleep.",
+            "hold the semaphore only around each attempt, not around the retries: pass "
+            "`slots` to download_with_retry and wrap each request in `async with slots:`, "
+            "with the `asyncio.sleep()` outside it.",
         )
 
 
@@ -544,6 +580,13 @@ async def download_all(learner: Any, server: LocalServer, spy: SessionSpy) -> st
             file_sha256(95_000, "busy.bin"),
         )
         on_disk[busy[1]] = (95_000, "busy.bin")
+        limited = (
+            f"{server.url}/files/{LIMITED_SIZE}?name=limited.bin&fail=1&key=all-limited"
+            f"&status=429&retry_after={RETRY_AFTER}",
+            os.path.join(directory, "limited.bin"),
+            file_sha256(LIMITED_SIZE, "limited.bin"),
+        )
+        on_disk[limited[1]] = (LIMITED_SIZE, "limited.bin")
         missing = (
             f"{server.url}/downloads/missing.bin",
             os.path.join(directory, "missing.bin"),
@@ -554,8 +597,10 @@ async def download_all(learner: Any, server: LocalServer, spy: SessionSpy) -> st
             os.path.join(directory, "corrupt.bin"),
             file_sha256(93_000, "corrupt.bin"),
         )
-        jobs = [*good[:3], missing, busy, tampered, *good[3:]]
-        expected_ok = [True, True, True, False, True, False, True, True, True]
+        jobs = [limited, *good[:3], missing, busy, tampered, *good[3:]]
+        # The attempts each entry must report; None for the failures.
+        expected = [2, 1, 1, 1, None, 2, None, 1, 1, 1]
+        expected_ok = [attempts is not None for attempts in expected]
         log = WriteLog(directory, threading.get_ident())
         with tracked_writes(log):
             report, error = await _outcome(call_async(task, learner, jobs, CONCURRENCY))
@@ -564,7 +609,7 @@ async def download_all(learner: Any, server: LocalServer, spy: SessionSpy) -> st
                 raise Mistake(
                     "one-failure-stops-all",
                     f"{task} raised {_short(error)}; one failed file must not "
-                    "take the report of the other eight with it.",
+                    f"take the report of the other {len(jobs) - 1} with it.",
                     "catch the failure per file, inside the coroutine you gather, and put it "
                     "in that file's report entry.",
                 )
@@ -617,7 +662,7 @@ async def download_all(learner: Any, server: LocalServer, spy: SessionSpy) -> st
                 "semaphore hold back all but `concurrency` of them.",
             )
         entries = _expect_report(task, report, jobs)
-        _expect_no_queue_timeouts(task, spy, jobs, entries, expected_ok)
+        _expect_no_queue_timeouts(task, spy, jobs, entries, expected)
         got_ok = [bool(entry["ok"]) for entry in entries]
         if got_ok != expected_ok:
             wrong = [
@@ -628,7 +673,7 @@ async def download_all(learner: Any, server: LocalServer, spy: SessionSpy) -> st
             raise Mistake(
                 "wrong-report",
                 f"the report's `ok` is wrong for {', '.join(wrong)} (a 404 and a wrong "
-                "checksum must fail; a 503 once, then the file, must succeed).",
+                "checksum must fail; a 503 or a 429 once, then the file, must succeed).",
                 "set `ok` from whether download_with_retry returned or raised.",
             )
         for (_url, dest, _sha256), entry in zip(jobs, entries, strict=True):
@@ -651,13 +696,14 @@ async def download_all(learner: Any, server: LocalServer, spy: SessionSpy) -> st
                     "for a failure, `error` says why in words, e.g. "
                     "`f'{type(exc).__name__}: {exc}'`.",
                 )
-        if entries[4]["attempts"] != 2:
-            raise Mistake(
-                "wrong-report",
-                f"busy.bin answered 503 once, then the file, but its entry says "
-                f"attempts={entries[4]['attempts']!r}.",
-                "put the number download_with_retry returned in `attempts`.",
-            )
+        for job, entry, attempts in zip(jobs, entries, expected, strict=True):
+            if attempts == 2 and entry["attempts"] != 2:
+                raise Mistake(
+                    "wrong-report",
+                    f"{os.path.basename(job[1])} failed once (503 or 429), then sent the file, "
+                    f"but its entry says attempts={entry['attempts']!r}.",
+                    "put the number download_with_retry returned in `attempts`.",
+                )
         for _url, dest, _sha256 in jobs:
             if dest in on_disk:
                 expect_file(task, dest, *on_disk[dest])
@@ -665,7 +711,9 @@ async def download_all(learner: Any, server: LocalServer, spy: SessionSpy) -> st
                 _expect_absent(task, dest, "partial-file-left", "a failed download", ATOMIC_HINT)
         _expect_no_leftovers(task, directory, {os.path.basename(dest) for dest in on_disk})
         expect_not_blocking(task, log)
+        _expect_slot_freed_while_waiting(task, server)
     return (
         f"one session, never more than {CONCURRENCY} downloads at a time but not one by one, "
-        "and a report in which the 404 and the wrong checksum failed and the rest succeeded."
+        "no slot held through a Retry-After wait, and a report in which the 404 and the "
+        "wrong checksum failed and the rest succeeded."
     )
