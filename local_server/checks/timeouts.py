@@ -25,10 +25,12 @@ GRACE_SECONDS = 0.6
 UNWIND_SECONDS = 1.0
 # A server that never answers in time: far longer than any limit plus grace.
 NEVER_SECONDS = 5
-# A healthy but long body: a line every 0.1 s, 0.6 s in all. No silence reaches the limit,
+# A healthy but long body: a line every 0.05 s, 0.6 s in all. No silence comes near the limit
+# (a loaded machine can delay a line by well over 0.1 s without a false timeout), yet
 # the whole takes more than twice the limit.
-STEADY_LINES = 6
+STEADY_LINES = 12
 STEADY_SECONDS = 0.6
+STEADY_INTERVAL = STEADY_SECONDS / STEADY_LINES
 STEADY_PATH = f"/slow/body/{STEADY_SECONDS}?chunks={STEADY_LINES}"
 # Headers at once, then silence for NEVER_SECONDS / 2 before the first line.
 STALLING_PATH = f"/slow/body/{NEVER_SECONDS}?chunks=2"
@@ -182,8 +184,8 @@ async def fetch_with_deadline(learner: Any, server: LocalServer, spy: SessionSpy
         raise Mistake(
             "wrong-field",
             f"{task} returned a body that took {STEADY_SECONDS:g} s to arrive, with a "
-            f"{LIMIT_SECONDS:g} s deadline. The server sent a line every 0.1 s, so a limit on "
-            "each silence (sock_read) never fired.",
+            f"{LIMIT_SECONDS:g} s deadline. The server sent a line every {STEADY_INTERVAL:g} s, "
+            "so a limit on each silence (sock_read) never fired.",
             "sock_read limits the gap between two pieces of data; a deadline for the whole "
             "request is `total`.",
         )
@@ -294,8 +296,8 @@ async def fetch_and_explain(learner: Any, server: LocalServer, spy: SessionSpy) 
         raise Mistake(
             "wrong-field",
             f"{task} said {steady.value!r} for a body that arrived steadily, a line every "
-            f"0.1 s for {STEADY_SECONDS:g} s: it never went quiet for {LIMIT_SECONDS:g} s. A "
-            "deadline on the whole request (total) cut a healthy answer.",
+            f"{STEADY_INTERVAL:g} s for {STEADY_SECONDS:g} s: it never went quiet for "
+            f"{LIMIT_SECONDS:g} s. A deadline on the whole request (total) cut a healthy answer.",
             "patience is about silence: `ClientTimeout(sock_read=patience)`, with no `total` "
             "that a long body could reach.",
         )
@@ -440,7 +442,7 @@ def _expect_whole_stream(task: str, run: Run, recorder: LineRecorder) -> None:
                 "wrong-field",
                 f"{task} was stopped by {type(run.error).__name__} after "
                 f"{plural(len(recorder.lines), 'line')} of a healthy stream that sent a line "
-                f"every 0.1 s: a deadline on the whole request (total) cut it.",
+                f"every {STEADY_INTERVAL:g} s: a deadline on the whole request (total) cut it.",
                 "a stream may take as long as it needs: `total=None`, and "
                 "`sock_read=max_silence` to catch a stall.",
             )
