@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
-from local_server.checks.harness import check, learner_frame
+import aiohttp
+
+from local_server import start_server
+from local_server.checks.harness import check, learner_frame, until_idle
 
 
 def _parse(text: str) -> object:
@@ -55,3 +59,17 @@ def test_not_callable_and_not_implemented():
         raise NotImplementedError("your code here")
 
     assert demo.diagnose(stub).problem == "not-implemented"
+
+
+async def test_until_idle_waits_for_handlers_still_running():
+    server = start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            request = asyncio.ensure_future(session.get(f"{server.url}/delay/0.2"))
+            await asyncio.sleep(0.05)
+            assert server.stats().in_flight == 1
+            await until_idle(server)
+            assert server.stats().in_flight == 0
+            (await request).release()
+    finally:
+        server.stop()

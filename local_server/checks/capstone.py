@@ -52,6 +52,7 @@ from .harness import (
     expect_one_result_per_url,
     learner_frame,
     plural,
+    until_idle,
 )
 
 LARGE_SIZE = 8 * 1024 * 1024
@@ -274,15 +275,6 @@ def _gaps(log: list[dict]) -> list[float]:
     return [later["t"] - earlier["t"] for earlier, later in itertools.pairwise(log)]
 
 
-async def _until_idle(server: LocalServer, patience: float = 3.0) -> None:
-    """Wait for the server's handlers to finish (a stalled one sleeps on after the client
-    gave up), so that stopping the server never interrupts one."""
-    loop = asyncio.get_running_loop()
-    give_up_at = loop.time() + patience
-    while server.stats().in_flight and loop.time() < give_up_at:
-        await asyncio.sleep(0.05)
-
-
 RETRY_HINT = (
     "retry transient failures (408, 429, 5xx from `raise_for_status()`, "
     "`ClientConnectionError`, `ClientPayloadError`, `TimeoutError`) until `max_attempts` "
@@ -392,7 +384,7 @@ class _RetryRun:
         dest = self.dest(name)
         url = f"{self.server.url}/files/{CUT_SIZE}?name={name}&break_at={CUT_AT}&rate={CUT_RATE}"
         _, error = await self.call(url, dest, file_sha256(CUT_SIZE, name))
-        statuses = completed_statuses(self.server, f"/files/{CUT_SIZE}")
+        statuses = await completed_statuses(self.server, f"/files/{CUT_SIZE}")
         if 206 not in statuses:
             if len(statuses) <= 1:
                 what = "dropped the connection halfway"
@@ -428,7 +420,7 @@ class _RetryRun:
             self.call(limited, self.dest(name), file_sha256(size, name)),
             self.call(stalled, self.dest("stalled.bin"), "0" * 64, max_attempts=2),
         )
-        await _until_idle(self.server)
+        await until_idle(self.server)
         await self.judge_limited(limited_outcome[1], name, size)
         self.judge_stalled(stalled_outcome[1])
 

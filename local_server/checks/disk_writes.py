@@ -18,7 +18,7 @@ from typing import Any
 
 from ..files import file_sha256
 from ..runner import LocalServer
-from .harness import ORIGINAL_OPEN, Mistake, open_replaced_by
+from .harness import ORIGINAL_OPEN, Mistake, open_replaced_by, until_idle
 
 # Writing more than this on the event loop's thread is reported as blocking the loop.
 LOOP_WRITE_LIMIT = 1024 * 1024
@@ -135,8 +135,13 @@ def expect_file(task: str, dest: str, size: int, name: str) -> None:
         )
 
 
-def completed_statuses(server: LocalServer, path: str) -> list[int]:
-    """The statuses of the finished requests for ``path``, in the order they arrived."""
+async def completed_statuses(server: LocalServer, path: str) -> list[int]:
+    """The statuses of the finished requests for ``path``, in the order they arrived.
+
+    Waits for the server to be idle first: the learner's code may have every byte of the
+    last response before the server has logged that request as complete.
+    """
+    await until_idle(server)
     return [
         record.status
         for record in server.stats().timeline

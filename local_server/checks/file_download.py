@@ -184,7 +184,7 @@ async def resume_download(learner: Any, server: LocalServer, spy: SessionSpy) ->
                         file_etag(RESUME_SIZE, name),
                     )
                 except aiohttp.ClientPayloadError:
-                    statuses = completed_statuses(server, path_url)
+                    statuses = await completed_statuses(server, path_url)
                     if 206 not in statuses:
                         raise Mistake(
                             "restarted-from-zero",
@@ -195,7 +195,7 @@ async def resume_download(learner: Any, server: LocalServer, spy: SessionSpy) ->
                             "comes back.",
                         ) from None
                     raise
-            statuses = completed_statuses(server, path_url)
+            statuses = await completed_statuses(server, path_url)
             if 206 not in statuses:
                 raise Mistake(
                     "restarted-from-zero",
@@ -222,7 +222,7 @@ async def resume_download(learner: Any, server: LocalServer, spy: SessionSpy) ->
                 await call_async(
                     "resume_download", learner, session, fresh_url, stale, '"an-old-version"'
                 )
-            if 206 in completed_statuses(server, path_url):
+            if 206 in await completed_statuses(server, path_url):
                 raise Mistake(
                     "no-if-range",
                     "the partial file came from an older version (its ETag no longer matches) "

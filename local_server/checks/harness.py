@@ -215,6 +215,19 @@ def open_replaced_by(tracking_open: Callable[..., Any]) -> Iterator[None]:
 ORIGINAL_OPEN = builtins.open
 
 
+async def until_idle(server: LocalServer, patience: float = 3.0) -> None:
+    """Wait (at most ``patience`` s) until the server has no request in flight.
+
+    A client can have every byte before the server's handler has returned and its request
+    is logged as complete, and a handler whose client gave up may sleep on; read the server's
+    request log, or stop it, only once it is idle.
+    """
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + patience
+    while server.stats().in_flight and loop.time() < give_up_at:
+        await asyncio.sleep(0.02)
+
+
 def plural(count: int, word: str) -> str:
     """``plural(1, "session")`` → "1 session"; ``plural(3, "session")`` → "3 sessions"."""
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
