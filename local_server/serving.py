@@ -15,14 +15,13 @@ cleans the application up, even when the body raised.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 from aiohttp import web
 
-LOOPBACK = "127.0.0.1"
-# How long cleanup lets requests still in flight finish before closing their connections.
-SHUTDOWN_GRACE_SECONDS = 0.5
+from .runner import LOOPBACK, SHUTDOWN_GRACE_SECONDS
 
 
 @asynccontextmanager
@@ -74,3 +73,11 @@ def captured_server_errors(
         for logger, propagate in saved:
             logger.removeHandler(handler)
             logger.propagate = propagate
+
+
+def refused_url(path: str = "") -> str:
+    """A loopback URL on a port nothing listens on: bind a socket, note its port, close it."""
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        port = probe.getsockname()[1]
+    return f"http://{LOOPBACK}:{port}{path}"

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from local_server.serving import captured_server_errors, serve
+from local_server.serving import captured_server_errors, refused_url, serve
 
 EVENTS = web.AppKey("events", list)
 
@@ -86,3 +86,11 @@ async def test_a_failed_start_up_still_exits_the_contexts_that_started():
         async with serve(app):
             pytest.fail("the body must not run when start-up fails")
     assert app[EVENTS] == ["startup", "cleanup"]
+
+
+async def test_refused_url_names_a_port_nothing_listens_on():
+    url = refused_url("/get")
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/get")
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.ClientConnectorError):
+            await session.get(url)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import socket
 import uuid
 import warnings
 from collections.abc import Callable
@@ -23,7 +22,7 @@ import aiohttp
 from aiohttp import web
 
 from ..runner import LocalServer
-from ..serving import LOOPBACK, captured_server_errors, serve
+from ..serving import captured_server_errors, refused_url, serve
 from .harness import Mistake, SessionSpy, check, learner_frame, plural
 
 REQUESTS = 8
@@ -371,13 +370,6 @@ async def second_route(learner: Any, server: LocalServer, spy: SessionSpy) -> st
 # --- task 3: fail fast at start-up, and clean up what did start -----------------------------
 
 
-def _refused_url() -> str:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        port = probe.getsockname()[1]
-    return f"http://{LOOPBACK}:{port}"
-
-
 def _sick_upstream() -> web.Application:
     """An upstream whose /get answers 503 while everything else is fine."""
 
@@ -468,7 +460,7 @@ async def fail_fast(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
     _judge_sessions(seen, REQUESTS)
     sick_app = _sick_upstream()
     async with serve(sick_app) as sick_url:
-        for label, url in (("answered 503 to GET /get", sick_url), ("refused", _refused_url())):
+        for label, url in (("answered 503 to GET /get", sick_url), ("refused", refused_url())):
             attempt = await _try_to_start(learner, url, spy)
             if attempt.started:
                 raise Mistake(

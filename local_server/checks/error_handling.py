@@ -16,13 +16,13 @@ from __future__ import annotations
 import enum
 import inspect
 import secrets
-import socket
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from ..runner import LOOPBACK, LocalServer
+from ..runner import LocalServer
+from ..serving import refused_url
 from .harness import Mistake, SessionSpy, call_async, check
 
 # --- The exercise's types ----------------------------------------------------------------
@@ -80,14 +80,6 @@ class _Case:
     status: int | None = None
 
 
-def refused_url() -> str:
-    """A loopback URL on a port nothing listens on: bind a socket, note its port, close it."""
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        port = probe.getsockname()[1]
-    return f"http://{LOOPBACK}:{port}/get"
-
-
 def _cases(server: LocalServer, token: str) -> list[_Case]:
     base = server.url
     return [
@@ -106,7 +98,7 @@ def _cases(server: LocalServer, token: str) -> list[_Case]:
             READ_TIMEOUT,
             frozenset({TIMEOUT}),
         ),
-        _Case("a refused port", refused_url(), TOTAL_TIMEOUT, frozenset({CONNECTION_ERROR})),
+        _Case("a refused port", refused_url("/get"), TOTAL_TIMEOUT, frozenset({CONNECTION_ERROR})),
         _Case("an unknown host", UNKNOWN_HOST, TOTAL_TIMEOUT, frozenset({CONNECTION_ERROR})),
         _Case(
             "a connection reset (/fault/reset)",

@@ -29,7 +29,8 @@ from aiohttp import web
 
 from ..faults import CHARSET_SAMPLE
 from ..files import file_sha256
-from ..runner import LOOPBACK, LocalServer
+from ..runner import LocalServer
+from ..serving import serve
 from .harness import Mistake, PeakMemory, SessionSpy, call_async, check
 
 # --- Task 1: stream_records ----------------------------------------------------------------
@@ -271,14 +272,8 @@ class _PacedFeed:
         """Serve the feed on a free loopback port for the duration of the block."""
         app = web.Application()
         app.router.add_get("/feed", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, LOOPBACK, 0)
-            await site.start()
-            yield f"http://{LOOPBACK}:{site.port}/feed"
-        finally:
-            await runner.cleanup()
+        async with serve(app, shutdown_timeout=0.2) as url:
+            yield f"{url}/feed"
 
 
 # --- Task 2: sha256_of ---------------------------------------------------------------------
