@@ -35,6 +35,21 @@ def test_learner_frame_is_none_when_only_library_code_raised():
         assert learner_frame(error) is None
 
 
+def _call_through_exec(text: str) -> object:
+    namespace: dict = {}
+    exec("def wrapper(text):\n    return json.loads(text)\n", {"json": json}, namespace)
+    return namespace["wrapper"](text)  # the learner's line: exec'd code sits below it
+
+
+def test_learner_frame_is_the_caller_of_generated_code():
+    """unittest.mock's autospec wrappers (Python 3.13) run as "<string>" below the learner."""
+    try:
+        _call_through_exec("{not json")
+    except ValueError as error:
+        frame = learner_frame(error)
+    assert frame is not None and frame.name == "_call_through_exec"
+
+
 @check("demo")
 async def demo(learner, server, spy) -> str:
     await learner()

@@ -277,13 +277,15 @@ def _run_in_thread(task: str, body: CheckBody, learner: Any, timeout: float) -> 
     )
 
 
-# Frames from these places are not the learner's: the standard library, installed packages
-# and the course's own package (its checks and their probe handlers included).
+# Frames from these places are not the learner's: the standard library, installed packages,
+# the course's own package (its checks and their probe handlers included) and code generated
+# with exec() (from Python 3.13, unittest.mock's autospec wrappers run as "<string>").
 _NOT_LEARNER = (
     sysconfig.get_paths()["stdlib"],
     sysconfig.get_paths()["purelib"],
     sysconfig.get_paths()["platlib"],
     str(Path(__file__).resolve().parent.parent),
+    "<string>",
 )
 
 
