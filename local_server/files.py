@@ -20,8 +20,11 @@ digest a download must have.
   long as the body then takes at most 60 s.
 - ``?break_at=N`` (1 to size) closes the connection when the body reaches byte N of the
   file, after announcing the full Content-Length: the client sees ``ClientPayloadError``.
-  A response that starts at or after byte N is unaffected, so resuming with
-  ``Range: bytes=N-`` on the same URL completes the download.
+  Only a response that starts at byte 0 breaks: a resumed request (``Range: bytes=K-`` with
+  K > 0) on the same URL completes, wherever the client resumes from. aiohttp drops bytes it
+  had received but not yet handed over when the connection breaks, so a client may hold a
+  little less than N; the server waits ``BREAK_GRACE`` seconds before closing to make that
+  rare, and it then still resumes in one request.
 - ``?fail=N&key=K`` (N ≤ 100): the first N calls for your (learner, key) answer 503 (or
   ``?status=``) with a JSON error, plus ``Retry-After`` if ``?retry_after=S`` (``&date=1``);
   later calls get the file. It is the counter of ``/fail/{key}/{n}``: every answer carries
@@ -60,6 +63,7 @@ routes = web.RouteTableDef()
 MAX_FILE_BYTES = 256 * 1024 * 1024
 BLOCK_SIZE = 64 * 1024
 MIN_RATE = 1024
+BREAK_GRACE = 0.05  # seconds between byte N and closing: time for the client to read it
 MAX_RATE = 2**40
 MAX_THROTTLED_SECONDS = 60
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
@@ -248,11 +252,13 @@ async def download(request: web.Request) -> web.StreamResponse:
     await resp.prepare(request)
     if request.method == "HEAD":
         return resp
-    breaks = first < break_at <= last  # a resumed request that starts at break_at completes
+    breaks = first == 0 and break_at <= last  # a resumed request always completes
     end = break_at - 1 if breaks else last
     complete = await _send(resp, iter_content(size, name, first, end), rate)
     if complete and breaks and request.transport is not None:
-        request.transport.close()  # the body stops short of its Content-Length
+        await timing.sleep(BREAK_GRACE)
+        if request.transport is not None:
+            request.transport.close()  # the body stops short of its Content-Length
     return resp
 
 

@@ -324,6 +324,35 @@ async def test_break_at_the_end_or_before_the_range_does_nothing(server_client):
     assert await resp.read() == content(size)[500:]
 
 
+async def test_break_at_cuts_a_range_from_byte_zero(server_client):
+    """``Range: bytes=0-`` is a download from the start, not a resume: it breaks too."""
+    size = 3 * BLOCK_SIZE
+    resp = await server_client.get(
+        f"/files/{size}", params={"break_at": 70_000}, headers={"Range": "bytes=0-"}
+    )
+    assert resp.status == 206
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await resp.read()
+
+
+async def test_a_resume_from_before_break_at_completes(server_client):
+    """A client that lost the last bytes before the break resumes short of it: no second cut."""
+    size = 3 * BLOCK_SIZE
+    resp = await server_client.get(
+        f"/files/{size}", params={"break_at": 70_000}, headers={"Range": "bytes=65536-"}
+    )
+    assert resp.status == 206
+    assert await resp.read() == content(size)[65_536:]
+
+
+async def test_break_at_waits_before_closing(server_client, fake_sleep):
+    """The grace before the close gives a loaded client time to read the last bytes."""
+    resp = await server_client.get("/files/10000", params={"break_at": 5000})
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await resp.read()
+    assert fake_sleep.slept == [files.BREAK_GRACE]
+
+
 @pytest.mark.parametrize("break_at", ["0", "-1", "10001", "x"])
 async def test_bad_break_at_is_400(server_client, break_at):
     resp = await server_client.get("/files/10000", params={"break_at": break_at})

@@ -4,11 +4,11 @@ Each check gives the learner's code destinations in a fresh temporary directory 
 afterwards) and watches, as exercise 09's checks do, every file opened for writing there:
 how many bytes were written on the event loop's thread, which names were opened, and whether
 each was closed. The faults come from the course server: ``/files/{size}?fail=N&key=K`` (503
-or 429, with ``Retry-After``, N times), ``?break_at=N`` (the connection drops at byte N unless
-the request starts there), ``?name=`` (other bytes than the announced SHA-256), a path that
-is a 404, and ``/slow/headers/{s}`` (a server that says nothing). The verdicts rest on what
-the server saw (its call log and timeline, its ``max_in_flight``), on what is on disk, and
-on what the learner returned or raised.
+or 429, with ``Retry-After``, N times), ``?break_at=N`` (the connection drops at byte N of a
+request from byte 0; a resumed one completes), ``?name=`` (other bytes than the announced
+SHA-256), a path that is a 404, and ``/slow/headers/{s}`` (a server that says nothing). The
+verdicts rest on what the server saw (its call log and timeline, its ``max_in_flight``), on
+what is on disk, and on what the learner returned or raised.
 
 - ``download_file(session, url, dest, sha256) -> int``: one file, streamed off the loop in
   bounded memory, verified, and atomic (nothing under ``dest`` unless it is complete, and no
@@ -379,7 +379,7 @@ class _RetryRun:
             )
 
     async def cut(self) -> None:
-        """The connection drops at CUT_AT unless the request starts there: resumed."""
+        """The connection drops at CUT_AT of a request from byte 0: resumed with Range."""
         name = "cut.bin"
         dest = self.dest(name)
         url = f"{self.server.url}/files/{CUT_SIZE}?name={name}&break_at={CUT_AT}&rate={CUT_RATE}"
