@@ -25,6 +25,13 @@ _live_servers: set[LocalServer] = set()
 _live_lock = threading.Lock()
 
 
+def base_url(host: str, port: int) -> str:
+    """``http://host:port`` without a trailing slash; an IPv6 address goes in brackets."""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 class LocalServer:
     """A running course server: its ``url``, its ``stats()``, and ``stop()``."""
 
@@ -73,8 +80,7 @@ class LocalServer:
     @property
     def url(self) -> str:
         """The base URL, without a trailing slash: ``server.url + "/get"``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
-        return f"http://{host}:{self.port}"
+        return base_url(self.host, self.port)
 
     @property
     def running(self) -> bool:

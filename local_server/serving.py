@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager, contextmanager
 
 from aiohttp import web
 
-from .runner import LOOPBACK, SHUTDOWN_GRACE_SECONDS
+from .runner import LOOPBACK, SHUTDOWN_GRACE_SECONDS, base_url
 
 
 @asynccontextmanager
@@ -40,7 +40,7 @@ async def serve(
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
-        yield f"http://{host}:{site.port}"
+        yield base_url(host, site.port)
     finally:
         await runner.cleanup()
 
@@ -80,4 +80,4 @@ def refused_url(path: str = "") -> str:
     with socket.socket() as probe:
         probe.bind((LOOPBACK, 0))
         port = probe.getsockname()[1]
-    return f"http://{LOOPBACK}:{port}{path}"
+    return base_url(LOOPBACK, port) + path

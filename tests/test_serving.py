@@ -7,6 +7,7 @@ import logging
 import aiohttp
 import pytest
 from aiohttp import web
+from conftest import needs_ipv6_loopback
 
 from local_server.serving import captured_server_errors, refused_url, serve
 
@@ -28,6 +29,15 @@ def _app() -> web.Application:
     app.router.add_get("/hello/{name}", hello)
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+@needs_ipv6_loopback
+async def test_an_ipv6_host_is_bracketed_in_the_url():
+    async with serve(_app(), host="::1") as url:
+        assert url.startswith("http://[::1]:")
+        async with aiohttp.ClientSession(url) as session:
+            async with session.get("/hello/ada") as response:
+                assert response.status == 200
 
 
 async def test_serves_on_a_free_loopback_port_then_cleans_up():
