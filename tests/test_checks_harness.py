@@ -8,7 +8,7 @@ import json
 import aiohttp
 
 from local_server import start_server
-from local_server.checks.harness import check, learner_frame, until_idle
+from local_server.checks.harness import check, gaps, learner_frame, peak_overlap, until_idle
 
 
 def _parse(text: str) -> object:
@@ -88,3 +88,14 @@ async def test_until_idle_waits_for_handlers_still_running():
             (await request).release()
     finally:
         server.stop()
+
+
+def test_peak_overlap_counts_an_end_before_a_start_at_the_same_moment():
+    assert peak_overlap([]) == 0
+    assert peak_overlap([(0, 2), (1, 3), (2, 4)]) == 2
+    assert peak_overlap([(0, 5), (1, 2), (1, 3)]) == 3
+
+
+def test_gaps_between_calls():
+    assert gaps([{"t": 1.0}, {"t": 1.5}, {"t": 3.0}]) == [0.5, 1.5]
+    assert gaps([{"t": 1.0}]) == []

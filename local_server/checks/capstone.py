@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import os
 import tempfile
 import threading
@@ -37,8 +36,10 @@ import aiohttp
 from ..files import file_sha256
 from ..runner import LocalServer
 from .disk_writes import (
+    ATOMIC_HINT,
     WriteLog,
     completed_statuses,
+    expect_absent,
     expect_file,
     expect_not_blocking,
     tracked_writes,
@@ -50,7 +51,10 @@ from .harness import (
     call_async,
     check,
     expect_one_result_per_url,
+    fail_log,
+    gaps,
     learner_frame,
+    peak_overlap,
     plural,
     until_idle,
 )
@@ -129,16 +133,6 @@ def _swallowed(task: str, what: str, problem: str = "failure-swallowed") -> Mist
     )
 
 
-def _expect_absent(task: str, dest: str, problem: str, what: str, hint: str) -> None:
-    if os.path.exists(dest):
-        raise Mistake(
-            problem,
-            f"after {what}, a file of {os.path.getsize(dest)} bytes sits under the final name: "
-            "it looks like a finished download.",
-            hint,
-        )
-
-
 def _healthy_download_raised(task: str, error: BaseException) -> Mistake:
     frame = learner_frame(error)
     where = f" (line {frame.lineno} of {frame.name}())" if frame is not None else ""
@@ -151,7 +145,7 @@ def _healthy_download_raised(task: str, error: BaseException) -> Mistake:
     )
 
 
-def _expect_no_leftovers(task: str, directory: str, finished: set[str]) -> None:
+def _expect_no_leftovers(directory: str, finished: set[str]) -> None:
     """Only the finished downloads remain in ``directory``: no temporary file was left."""
     leftovers = sorted(set(os.listdir(directory)) - finished)
     if leftovers:
@@ -166,10 +160,6 @@ def _expect_no_leftovers(task: str, directory: str, finished: set[str]) -> None:
 
 
 RAISE_FIRST_HINT = "call `response.raise_for_status()` before writing anything."
-ATOMIC_HINT = (
-    "write to a temporary name in the same directory (`dest + '.part'`) and "
-    "`os.replace(temp, dest)` only when every byte arrived and the checksum matched."
-)
 
 
 # --- Task 1: download_file -------------------------------------------------------------------
@@ -225,14 +215,14 @@ async def download_file(learner: Any, server: LocalServer, spy: SessionSpy) -> s
                 )
                 if error is None and not os.path.exists(dest):
                     raise _swallowed(task, "a 404")
-                _expect_absent(task, dest, "error-page-saved", "a 404", RAISE_FIRST_HINT)
+                expect_absent(dest, "error-page-saved", "a 404", RAISE_FIRST_HINT)
 
                 name = "cut.bin"
                 cut = f"{server.url}/files/{SMALL_SIZE}?name={name}&break_at={SMALL_SIZE // 2}"
                 error = await _raised(
                     call_async(task, learner, session, cut, dest, file_sha256(SMALL_SIZE, name))
                 )
-                _expect_absent(task, dest, "partial-file-left", "a dropped connection", ATOMIC_HINT)
+                expect_absent(dest, "partial-file-left", "a dropped connection")
                 if error is None:
                     raise _swallowed(task, "the connection dropped halfway")
 
@@ -246,8 +236,7 @@ async def download_file(learner: Any, server: LocalServer, spy: SessionSpy) -> s
                     raise _swallowed(
                         task, "a download whose bytes do not match `sha256`", "checksum-ignored"
                     )
-                _expect_absent(
-                    task,
+                expect_absent(
                     dest,
                     "unverified-file-left",
                     "a SHA-256 mismatch",
@@ -255,7 +244,7 @@ async def download_file(learner: Any, server: LocalServer, spy: SessionSpy) -> s
                     "temporary file when it does not match.",
                 )
                 _expect_closed(task, log)
-                _expect_no_leftovers(task, directory, set())
+                _expect_no_leftovers(directory, set())
     return (
         f"{LARGE_SIZE // 2**20} MiB streamed in bounded memory, written off the event loop "
         "and verified; a 404, a dropped connection and a wrong checksum each raised and left "
@@ -264,15 +253,6 @@ async def download_file(learner: Any, server: LocalServer, spy: SessionSpy) -> s
 
 
 # --- Task 2: download_with_retry -------------------------------------------------------------
-
-
-async def _call_log(session: aiohttp.ClientSession, server: LocalServer, key: str) -> list[dict]:
-    async with session.get(f"{server.url}/fail/{key}") as response:
-        return (await response.json())["log"]
-
-
-def _gaps(log: list[dict]) -> list[float]:
-    return [later["t"] - earlier["t"] for earlier, later in itertools.pairwise(log)]
 
 
 RETRY_HINT = (
@@ -326,14 +306,14 @@ class _RetryRun:
             )
         if error is None:
             raise _swallowed(self.task, "a 404")
-        _expect_absent(self.task, dest, "error-page-saved", "a 404", RAISE_FIRST_HINT)
+        expect_absent(dest, "error-page-saved", "a 404", RAISE_FIRST_HINT)
 
     async def always_failing(self) -> None:
         """A server that keeps failing: max_attempts calls, then an exception."""
         dest = self.dest("down.bin")
         url = f"{self.server.url}/files/200003?fail=100&key=down"
         _, error = await self.call(url, dest, file_sha256(200_003), max_attempts=3)
-        calls = await _call_log(self.session, self.server, "down")
+        calls = await fail_log(self.session, self.server, "down")
         if len(calls) > 3:
             raise Mistake(
                 "attempt-limit-ignored",
@@ -343,7 +323,7 @@ class _RetryRun:
             )
         if error is None:
             raise _swallowed(self.task, "three 503s in a row")
-        _expect_absent(self.task, dest, "partial-file-left", "three 503s", ATOMIC_HINT)
+        expect_absent(dest, "partial-file-left", "three 503s")
 
     async def busy(self) -> None:
         """Three 503s, then the file: retried, with backoff, and the attempts counted."""
@@ -351,7 +331,7 @@ class _RetryRun:
         dest = self.dest(name)
         url = f"{self.server.url}/files/{size}?name={name}&fail=3&key=busy"
         result, error = await self.call(url, dest, file_sha256(size, name))
-        calls = await _call_log(self.session, self.server, "busy")
+        calls = await fail_log(self.session, self.server, "busy")
         if error is not None:
             if len(calls) == 1:
                 raise _gave_up(self.task, 1, error, "answered 503", "no-retry-503")
@@ -361,7 +341,7 @@ class _RetryRun:
                 raise _gave_up(self.task, len(calls), error, what, "gave-up-early")
             raise error
         expect_file(self.task, dest, size, name)
-        waited = sum(_gaps(calls))
+        waited = sum(gaps(calls))
         if waited < NO_BACKOFF_SECONDS:
             raise Mistake(
                 "no-backoff",
@@ -426,12 +406,12 @@ class _RetryRun:
 
     async def judge_limited(self, error: BaseException | None, name: str, size: int) -> None:
         """A 429 with Retry-After: 1, then the file: the retry waited at least that long."""
-        calls = await _call_log(self.session, self.server, "limited")
+        calls = await fail_log(self.session, self.server, "limited")
         if error is not None:
             if len(calls) == 1:
                 raise _gave_up(self.task, 1, error, "answered 429", "no-retry-429")
             raise error
-        gap = _gaps(calls)[0]
+        gap = gaps(calls)[0]
         if gap < RETRY_AFTER * 0.9:
             raise Mistake(
                 "ignored-retry-after",
@@ -469,7 +449,7 @@ async def download_with_retry(learner: Any, server: LocalServer, spy: SessionSpy
                 await run.cut()
                 await run.limited_and_stalled()
         _expect_closed(run.task, log)
-        _expect_no_leftovers(run.task, directory, {"busy.bin", "cut.bin", "limited.bin"})
+        _expect_no_leftovers(directory, {"busy.bin", "cut.bin", "limited.bin"})
         expect_not_blocking(run.task, log)
     return (
         "the 404 requested once, the attempt limit kept, 503s retried with backoff, the "
@@ -498,7 +478,7 @@ def _expect_report(task: str, report: Any, jobs: list[tuple[str, str, str]]) -> 
 
 
 def _expect_no_queue_timeouts(
-    task: str, spy: SessionSpy, jobs: list, entries: list[dict], expected: list[int | None]
+    spy: SessionSpy, jobs: list, entries: list[dict], expected: list[int | None]
 ) -> None:
     """Healthy files that needed retries, with a ``connect`` timeout: the pool's queue timed out."""
     connect = spy.sessions[0].timeout.connect if spy.sessions else None
@@ -521,7 +501,7 @@ def _expect_no_queue_timeouts(
         )
 
 
-def _expect_slot_freed_while_waiting(task: str, server: LocalServer) -> None:
+def _expect_slot_freed_while_waiting(server: LocalServer) -> None:
     """While limited.bin waited out its Retry-After, the other downloads had every slot."""
     timeline = server.stats().timeline
     limited = f"/files/{LIMITED_SIZE}"
@@ -529,18 +509,12 @@ def _expect_slot_freed_while_waiting(task: str, server: LocalServer) -> None:
     if len(own) < 2 or own[0].end is None:
         return  # not retried: the report's checks have said so already
     waited_from, waited_to = own[0].end, own[1].start
-    events = []
-    for record in timeline:
-        if record.path.split("?")[0] == limited:
-            continue
-        start = max(record.start, waited_from)
-        end = min(waited_to if record.end is None else record.end, waited_to)
-        if start < end:
-            events += [(start, 1), (end, -1)]
-    running = peak = 0
-    for _, step in sorted(events):
-        running += step
-        peak = max(peak, running)
+    clipped = [
+        (max(record.start, waited_from), min(waited_to, record.end or waited_to))
+        for record in timeline
+        if record not in own  # the other downloads, cut to the wait
+    ]
+    peak = peak_overlap((start, end) for start, end in clipped if start < end)
     if peak < CONCURRENCY:
         raise Mistake(
             "slot-held-while-waiting",
@@ -654,7 +628,7 @@ async def download_all(learner: Any, server: LocalServer, spy: SessionSpy) -> st
                 "semaphore hold back all but `concurrency` of them.",
             )
         entries = _expect_report(task, report, jobs)
-        _expect_no_queue_timeouts(task, spy, jobs, entries, expected)
+        _expect_no_queue_timeouts(spy, jobs, entries, expected)
         got_ok = [bool(entry["ok"]) for entry in entries]
         if got_ok != expected_ok:
             wrong = [
@@ -700,10 +674,10 @@ async def download_all(learner: Any, server: LocalServer, spy: SessionSpy) -> st
             if dest in on_disk:
                 expect_file(task, dest, *on_disk[dest])
             else:
-                _expect_absent(task, dest, "partial-file-left", "a failed download", ATOMIC_HINT)
-        _expect_no_leftovers(task, directory, {os.path.basename(dest) for dest in on_disk})
+                expect_absent(dest, "partial-file-left", "a failed download")
+        _expect_no_leftovers(directory, {os.path.basename(dest) for dest in on_disk})
         expect_not_blocking(task, log)
-        _expect_slot_freed_while_waiting(task, server)
+        _expect_slot_freed_while_waiting(server)
     return (
         f"one session, never more than {CONCURRENCY} downloads at a time but not one by one, "
         "no slot held through a Retry-After wait, and a report in which the 404 and the "

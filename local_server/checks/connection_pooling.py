@@ -20,7 +20,15 @@ import aiohttp
 
 from ..runner import LocalServer, start_server
 from ..stats import StatsSnapshot
-from .harness import Mistake, SessionSpy, call_async, check, expect_one_result_per_url, plural
+from .harness import (
+    Mistake,
+    SessionSpy,
+    call_async,
+    check,
+    expect_one_result_per_url,
+    peak_overlap,
+    plural,
+)
 
 DELAY_SECONDS = 0.05
 
@@ -133,17 +141,11 @@ def max_in_flight_together(snapshots: Sequence[StatsSnapshot]) -> int:
     Each server's times count from its last ``reset_stats()``; the check resets them one
     right after the other, microseconds apart, far less than a request takes to start.
     """
-    events: list[tuple[float, int]] = []
-    for snapshot in snapshots:
-        for record in snapshot.timeline:
-            events.append((record.start, 1))
-            events.append((math.inf if record.end is None else record.end, -1))
-    events.sort()  # at the same instant an end (-1) sorts first: it frees its slot first
-    most = current = 0
-    for _, change in events:
-        current += change
-        most = max(most, current)
-    return most
+    return peak_overlap(
+        (record.start, math.inf if record.end is None else record.end)
+        for snapshot in snapshots
+        for record in snapshot.timeline
+    )
 
 
 def _expect_json_in_order(task: str, bodies: Any, count: int) -> None:

@@ -26,17 +26,15 @@ WRITE_MODES = set("wax+")
 
 
 class WriteLog:
-    """Bytes written to files in the check's directory: in all, and on the loop's thread."""
+    """Files opened for writing in the check's directory; bytes written on the loop's thread."""
 
     def __init__(self, directory: str, loop_thread: int) -> None:
         self.directory = os.path.realpath(directory)
         self.loop_thread = loop_thread
-        self.bytes_written = 0
         self.bytes_on_loop = 0
         self.handles: list[Any] = []
 
     def record(self, count: int) -> None:
-        self.bytes_written += count
         if threading.get_ident() == self.loop_thread:
             self.bytes_on_loop += count
 
@@ -114,6 +112,23 @@ def expect_not_blocking(task: str, log: WriteLog) -> None:
             f"{task} wrote {log.bytes_on_loop // 1024} KiB to disk on the event loop's thread: "
             "while each write runs, no other task can.",
             "write each chunk in a worker thread: `await asyncio.to_thread(file.write, chunk)`.",
+        )
+
+
+ATOMIC_HINT = (
+    "write to a temporary name in the same directory (`dest + '.part'`) and "
+    "`os.replace(temp, dest)` only when every byte arrived and the checksum matched."
+)
+
+
+def expect_absent(dest: str, problem: str, what: str, hint: str = ATOMIC_HINT) -> None:
+    """A Mistake ``problem`` if a file sits under ``dest`` after ``what`` (a failed download)."""
+    if os.path.exists(dest):
+        raise Mistake(
+            problem,
+            f"after {what}, a file of {os.path.getsize(dest)} bytes sits under the final name: "
+            "it looks like a finished download.",
+            hint,
         )
 
 

@@ -30,6 +30,7 @@ from ..runner import LocalServer
 from .disk_writes import (
     WriteLog,
     completed_statuses,
+    expect_absent,
     expect_file,
     expect_not_blocking,
     sha256_of,
@@ -125,15 +126,7 @@ async def download_verified(learner: Any, server: LocalServer, spy: SessionSpy) 
                     "download_verified", learner, session, cut, dest, sha256,
                     "the connection was cut halfway",
                 )
-                if os.path.exists(dest):
-                    raise Mistake(
-                        "partial-file-left",
-                        f"after the connection was cut, a file of {os.path.getsize(dest)} "
-                        "bytes sits under the final name: it looks like a finished download.",
-                        "write to a temporary name in the same directory (`dest + '.part'`) "
-                        "and `os.replace(temp, dest)` only when every byte arrived and the "
-                        "checksum matched.",
-                    )
+                expect_absent(dest, "partial-file-left", "the connection was cut")
 
                 other = f"{base}?name=other-{name}"
                 await _expect_failure(

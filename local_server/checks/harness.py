@@ -16,12 +16,13 @@ import contextlib
 import functools
 import inspect
 import io
+import itertools
 import sys
 import sysconfig
 import threading
 import traceback
 import tracemalloc
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -226,6 +227,23 @@ async def until_idle(server: LocalServer, patience: float = 3.0) -> None:
     give_up_at = loop.time() + patience
     while server.stats().in_flight and loop.time() < give_up_at:
         await asyncio.sleep(0.02)
+
+
+async def fail_log(session: aiohttp.ClientSession, server: LocalServer, key: str) -> list[dict]:
+    """The server's call log for ``/fail/{key}/{n}`` (and ``/files/...?key=``): one dict a call."""
+    async with session.get(f"{server.url}/fail/{key}") as response:
+        return (await response.json())["log"]
+
+
+def gaps(log: list[dict]) -> list[float]:
+    """Seconds between consecutive calls of a ``fail_log``."""
+    return [later["t"] - earlier["t"] for earlier, later in itertools.pairwise(log)]
+
+
+def peak_overlap(intervals: Iterable[tuple[float, float]]) -> int:
+    """The most ``(start, end)`` intervals open at one moment; an end at a start frees it first."""
+    events = sorted(event for start, end in intervals for event in ((start, 1), (end, -1)))
+    return max(itertools.accumulate(step for _, step in events), default=0)
 
 
 def plural(count: int, word: str) -> str:

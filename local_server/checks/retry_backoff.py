@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import functools
-import itertools
 import time
 from typing import Any
 
 import aiohttp
 
 from ..runner import LocalServer
-from .harness import Mistake, SessionSpy, call_async, check, plural
+from .harness import Mistake, SessionSpy, call_async, check, fail_log, gaps, plural
 
 SAMPLES = 400
 # fetch_with_retry's schedule in the timing checks: 6 failures, then success.
@@ -38,15 +37,6 @@ LIMIT_CAP = 0.02
 # A capped run takes ~0.3 s at most; an uncapped one needs far longer than this.
 LIMIT_PATIENCE = 1.0
 RETRY_AFTER = 1
-
-
-async def _call_log(session: aiohttp.ClientSession, server: LocalServer, key: str) -> list[dict]:
-    async with session.get(f"{server.url}/fail/{key}") as response:
-        return (await response.json())["log"]
-
-
-def _gaps(log: list[dict]) -> list[float]:
-    return [later["t"] - earlier["t"] for earlier, later in itertools.pairwise(log)]
 
 
 async def _run(
@@ -218,7 +208,7 @@ async def fetch_with_retry(learner: Any, server: LocalServer, spy: SessionSpy) -
             key = f"client{status}"
             url = f"{server.url}/fail/{key}/1?status={status}"
             result, error, finished = await _run(learner, session, url, "GET", **options)
-            calls = len(await _call_log(session, server, key))
+            calls = len(await fail_log(session, server, key))
             if calls > 1:
                 raise Mistake(
                     "retried-4xx",
@@ -231,7 +221,7 @@ async def fetch_with_retry(learner: Any, server: LocalServer, spy: SessionSpy) -
         key = "post"
         url = f"{server.url}/fail/{key}/2"
         result, error, finished = await _run(learner, session, url, "POST", **options)
-        calls = len(await _call_log(session, server, key))
+        calls = len(await fail_log(session, server, key))
         if calls > 1:
             raise Mistake(
                 "retried-post",
@@ -245,7 +235,7 @@ async def fetch_with_retry(learner: Any, server: LocalServer, spy: SessionSpy) -
         url = f"{server.url}/fail/{key}/100"
         limits = {"max_attempts": LIMIT_ATTEMPTS, "base_delay": LIMIT_BASE, "max_delay": LIMIT_CAP}
         result, error, finished = await _run(learner, session, url, "GET", **limits)
-        log = await _call_log(session, server, key)
+        log = await fail_log(session, server, key)
         if len(log) > LIMIT_ATTEMPTS:
             raise Mistake(
                 "no-attempt-limit",
@@ -254,7 +244,7 @@ async def fetch_with_retry(learner: Any, server: LocalServer, spy: SessionSpy) -
                 "stop after max_attempts and raise the last error.",
             )
         if not finished:
-            longest = max(_gaps(log), default=0.0)
+            longest = max(gaps(log), default=0.0)
             raise Mistake(
                 "no-cap",
                 f"with max_delay={LIMIT_CAP}, a wait of {longest:.2f} s came between attempts.",
@@ -274,7 +264,7 @@ async def fetch_with_retry(learner: Any, server: LocalServer, spy: SessionSpy) -
             key = f"transient{run}"
             url = f"{server.url}/fail/{key}/{FAILURES}"
             result, error, finished = await _run(learner, session, url, "GET", **options)
-            log = await _call_log(session, server, key)
+            log = await fail_log(session, server, key)
             calls = len(log)
             if finished and error is not None and calls <= FAILURES:
                 raise Mistake(
@@ -321,7 +311,7 @@ async def fetch_with_retry(learner: Any, server: LocalServer, spy: SessionSpy) -
                     "sleep between attempts: `await asyncio.sleep(backoff_delay(...))`.",
                 )
             logs.append(log)
-        first, second = (_gaps(log) for log in logs)
+        first, second = (gaps(log) for log in logs)
         if all(abs(a - b) < SAME_GAP_SECONDS for a, b in zip(first, second, strict=True)):
             raise Mistake(
                 "no-jitter",
@@ -365,7 +355,7 @@ async def fetch_with_retry(learner: Any, server: LocalServer, spy: SessionSpy) -
         result, error, finished = await _run(
             learner, session, url, "GET", RETRY_AFTER + 1.5, **options
         )
-        log = await _call_log(session, server, key)
+        log = await fail_log(session, server, key)
         if len(log) == 1:
             raise Mistake(
                 "429-not-retried",
@@ -433,7 +423,7 @@ async def retry_middleware(learner: Any, server: LocalServer, spy: SessionSpy) -
             elif done:
                 raise call.exception()
             async with aiohttp.ClientSession() as plain:
-                calls = len(await _call_log(plain, server, key))
+                calls = len(await fail_log(plain, server, key))
             if calls > expected_calls:
                 problem, hint = {
                     "post": (
