@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import signal
 import sys
 
 from aiohttp import web
 
 from .app import create_app, endpoint_index
-from .runner import LOOPBACK
+from .runner import LOOPBACK, is_loopback
 
 DEFAULT_PORT = 8080
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``: addresses other machines cannot reach."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

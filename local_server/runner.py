@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import ipaddress
 import threading
 from types import TracebackType
 
@@ -23,6 +24,16 @@ SHUTDOWN_GRACE_SECONDS = 0.5
 
 _live_servers: set[LocalServer] = set()
 _live_lock = threading.Lock()
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``: addresses other machines cannot reach."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def base_url(host: str, port: int) -> str:

@@ -418,7 +418,7 @@ def test_api_check_accepts_complete_tests(answer):
     assert verdict.passed, verdict.render()
 
 
-def _without(source_test, skip: str):
+def _without(skip: str):
     """api_complete minus the requests whose path or method contains ``skip``."""
 
     async def partial(client):
@@ -467,11 +467,11 @@ async def api_leaves_session_open(client):
 @pytest.mark.parametrize(
     ("answer", "problem"),
     [
-        (_without(api_complete, "999"), "unknown-user-200"),
-        (_without(api_complete, "abc"), "no-id-validation"),
-        (_without(api_complete, "shape"), "wrong-shape"),
-        (_without(api_complete, "201"), "created-200"),
-        (_without(api_complete, "noname"), "no-name-validation"),
+        (_without("999"), "unknown-user-200"),
+        (_without("abc"), "no-id-validation"),
+        (_without("shape"), "wrong-shape"),
+        (_without("201"), "created-200"),
+        (_without("noname"), "no-name-validation"),
         (api_status_only, "asserts-nothing"),
         (api_wrong_expectation, "fails-on-correct-code"),
         (api_outside, "real-network"),
@@ -484,7 +484,7 @@ def test_api_check_diagnoses_each_gap(answer, problem):
 
 
 def test_the_server_error_of_a_broken_app_stays_out_of_stderr(capsys):
-    verdict = check.test_user_api.diagnose(_without(api_complete, "abc"))
+    verdict = check.test_user_api.diagnose(_without("abc"))
     assert "ValueError" in verdict.message
     assert capsys.readouterr().err == ""
 

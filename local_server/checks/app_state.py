@@ -48,7 +48,7 @@ class Observed:
         return sum(not session.closed for session in self.sessions)
 
 
-async def _build(learner: Callable[[str], Any], upstream_url: str, spy: SessionSpy) -> Any:
+async def _build(learner: Callable[[str], Any], upstream_url: str) -> Any:
     """Call the factory (awaiting it if it is async); the result must be an Application."""
     result = learner(upstream_url)
     if inspect.isawaitable(result):
@@ -129,14 +129,16 @@ async def _run(
     already = len(spy.sessions)
     with warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always", web.NotAppKeyWarning)
-        app = await _build(learner, server.url, spy)
+        app = await _build(learner, server.url)
         seen.made_in_factory = len(spy.sessions) - already
         mine: list[aiohttp.ClientSession] = []
 
+        def learner_sessions() -> list[aiohttp.ClientSession]:
+            return [session for session in spy.sessions[already:] if session not in mine]
+
         async def count_closed_at_shutdown(app: web.Application) -> None:
             # Appended last, so it runs after the learner's own on_shutdown callbacks.
-            learner_sessions = [s for s in spy.sessions[already:] if s not in mine]
-            seen.closed_at_shutdown = sum(session.closed for session in learner_sessions)
+            seen.closed_at_shutdown = sum(session.closed for session in learner_sessions())
 
         app.on_shutdown.append(count_closed_at_shutdown)
         with captured_server_errors() as logged:
@@ -148,21 +150,22 @@ async def _run(
                             async with client.get(path) as response:
                                 body = _parsed(await response.text())
                                 seen.answers.append((path, response.status, body))
-                    learner_sessions = [s for s in spy.sessions[already:] if s not in mine]
                     seen.in_state = any(
-                        value is session for value in app.values() for session in learner_sessions
+                        value is session
+                        for value in app.values()
+                        for session in learner_sessions()
                     )
             except (NotImplementedError, Mistake):
                 raise
             except Exception as error:
-                if seen.answers or mine:
+                if mine:  # the app started: not a start-up failure
                     raise
                 raise Mistake(
                     "start-up-failed",
                     f"the application did not start: {_named(error)}.",
                     f"a start-up step (on_startup or cleanup_ctx) raised it{_where(error)}.",
                 ) from None
-    seen.sessions = [s for s in spy.sessions[already:] if s not in mine]
+    seen.sessions = learner_sessions()
     seen.warned = _warning_names(records)
     seen.str_keys = sorted(key for key in app if isinstance(key, str))
     seen.errors = [_describe(record) for record in logged]
@@ -387,11 +390,18 @@ def _sick_upstream() -> web.Application:
 
 @dataclass
 class StartAttempt:
-    started: bool
     start_error: BaseException | None
     cleanup_error: BaseException | None
     sessions: list[aiohttp.ClientSession]
     on_cleanup_callbacks: int
+
+    @property
+    def started(self) -> bool:
+        return self.start_error is None
+
+    @property
+    def left_open(self) -> int:
+        return sum(not session.closed for session in self.sessions)
 
 
 async def _try_to_start(
@@ -401,7 +411,7 @@ async def _try_to_start(
     already = len(spy.sessions)
     start_error = cleanup_error = None
     with warnings.catch_warnings(record=True), captured_server_errors():
-        app = await _build(learner, upstream_url, spy)
+        app = await _build(learner, upstream_url)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
         try:
             await runner.setup()
@@ -413,9 +423,7 @@ async def _try_to_start(
             except Exception as error:
                 cleanup_error = error
     own = len(app.on_cleanup) - 1  # aiohttp's own entry runs the cleanup contexts
-    return StartAttempt(
-        start_error is None, start_error, cleanup_error, spy.sessions[already:], own
-    )
+    return StartAttempt(start_error, cleanup_error, spy.sessions[already:], own)
 
 
 def _named(error: BaseException) -> str:
@@ -478,7 +486,7 @@ async def fail_fast(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
                     "and close in the same cleanup_ctx (`async with ...: app[KEY] = session; "
                     "yield`), so a step that never ran is never cleaned up.",
                 )
-            left = sum(not session.closed for session in attempt.sessions)
+            left = attempt.left_open
             if left:
                 why = (
                     "aiohttp runs no on_cleanup callback when start-up fails, so the session "

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import functools
 import inspect
-import ipaddress
 import json
 import re
 import threading
@@ -37,7 +36,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from ..runner import LocalServer
+from ..runner import LocalServer, is_loopback
 from ..serving import captured_server_errors
 from .harness import Mistake, SessionSpy, call_async, check, learner_frame, plural
 
@@ -355,18 +354,6 @@ APP_BUGS = [
 
 # --- Guarding the network ----------------------------------------------------------------
 
-_LOCAL_NAMES = {"localhost"}
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host is None or host in _LOCAL_NAMES:
-        return host is not None
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 @contextlib.contextmanager
 def _outside_requests_blocked() -> Iterator[list[str]]:
     """Refuse real requests to anything but this machine, from this thread; list them.
@@ -382,7 +369,7 @@ def _outside_requests_blocked() -> Iterator[list[str]]:
     async def guarded(session: aiohttp.ClientSession, method: str, str_or_url: Any, **kw: Any):
         if threading.get_ident() == thread:
             url = session._build_url(str_or_url)
-            if not _is_loopback(url.host):
+            if url.host is None or not is_loopback(url.host):
                 blocked.append(f"{method} {url}")
                 raise aiohttp.ClientConnectionError(f"the check blocked a real request to {url}")
         return await original(session, method, str_or_url, **kw)
