@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 from aiohttp import web
@@ -73,6 +73,15 @@ def captured_server_errors(
         for logger, propagate in saved:
             logger.removeHandler(handler)
             logger.propagate = propagate
+
+
+def logged_exceptions(records: Iterable[logging.LogRecord]) -> list[BaseException]:
+    """The exceptions that log records carry (a handler's crash, for aiohttp's), oldest first."""
+    return [
+        record.exc_info[1]
+        for record in records
+        if record.exc_info and record.exc_info[1] is not None
+    ]
 
 
 def refused_url(path: str = "") -> str:

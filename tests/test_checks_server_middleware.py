@@ -434,20 +434,14 @@ async def seed_logging(request, handler):
     return response
 
 
-def _header_and_log_on_success_only(header_value):
-    @web.middleware
-    async def middleware(request, handler):
-        request[START] = time.perf_counter()
-        response = await handler(request)
-        ms = (time.perf_counter() - request[START]) * 1000
-        response.headers["Server-Timing"] = header_value(ms)
-        access_log.info("%s %s %s %.1f ms", request.method, request.path, response.status, ms)
-        return response
-
-    return middleware
-
-
-success_only = _header_and_log_on_success_only(lambda ms: f"app;dur={ms:.1f}")
+@web.middleware
+async def success_only(request, handler):
+    request[START] = time.perf_counter()
+    response = await handler(request)
+    ms = (time.perf_counter() - request[START]) * 1000
+    response.headers["Server-Timing"] = f"app;dur={ms:.1f}"
+    access_log.info("%s %s %s %.1f ms", request.method, request.path, response.status, ms)
+    return response
 
 
 def _timing_everywhere(header, log=True, key=START):
@@ -464,7 +458,7 @@ def _timing_everywhere(header, log=True, key=START):
         finally:
             seconds = time.perf_counter() - request[key]
             if response is not None:
-                response.headers["Server-Timing"] = header(seconds, request)
+                response.headers["Server-Timing"] = header(seconds)
             if log:
                 access_log.info(
                     "%s %s %s %.1f ms",
@@ -477,11 +471,11 @@ def _timing_everywhere(header, log=True, key=START):
     return middleware
 
 
-not_a_number = _timing_everywhere(lambda s, r: "app;desc=fast")
-seconds_not_ms = _timing_everywhere(lambda s, r: f"app;dur={s:.4f}")
-timestamp = _timing_everywhere(lambda s, r: f"app;dur={time.perf_counter() * 1000:.1f}")
-no_log_at_all = _timing_everywhere(lambda s, r: f"app;dur={s * 1000:.1f}", log=False)
-string_key = _timing_everywhere(lambda s, r: f"app;dur={s * 1000:.1f}", key="start")
+not_a_number = _timing_everywhere(lambda s: "app;desc=fast")
+seconds_not_ms = _timing_everywhere(lambda s: f"app;dur={s:.4f}")
+timestamp = _timing_everywhere(lambda s: f"app;dur={time.perf_counter() * 1000:.1f}")
+no_log_at_all = _timing_everywhere(lambda s: f"app;dur={s * 1000:.1f}", log=False)
+string_key = _timing_everywhere(lambda s: f"app;dur={s * 1000:.1f}", key="start")
 
 
 @web.middleware
@@ -869,7 +863,7 @@ async def returns_exception_after_finally(request, handler):
     return response
 
 
-microseconds = _timing_everywhere(lambda s, r: f"app;dur={s * 1e6:.0f}")
+microseconds = _timing_everywhere(lambda s: f"app;dur={s * 1e6:.0f}")
 
 
 @web.middleware

@@ -11,9 +11,11 @@ aiohttp logged for the 500 (collected with ``captured_server_errors()``, quoted 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +24,7 @@ from aiohttp import web
 from yarl import URL
 
 from ..runner import LocalServer
-from ..serving import captured_server_errors, serve
+from ..serving import captured_server_errors, logged_exceptions, serve
 from .harness import Mistake, SessionSpy, check, learner_frame
 
 _NO_BODY = object()
@@ -80,6 +82,14 @@ def _describe(exc: BaseException) -> str:
     return text
 
 
+@contextlib.asynccontextmanager
+async def _served(app: web.Application) -> AsyncIterator[Api]:
+    """Serve ``app`` and yield an ``Api`` on it; aiohttp's error log is captured meanwhile."""
+    with captured_server_errors() as records:
+        async with serve(app) as url, aiohttp.ClientSession(base_url=url) as session:
+            yield Api(session, records)
+
+
 class Api:
     """Calls one served app and pairs each answer with the exception its handler raised."""
 
@@ -102,9 +112,9 @@ class Api:
             reply = Reply(
                 method, path, resp.status, resp.content_type, text, resp.headers.get("Location")
             )
-        for record in self.records[before:]:
-            if record.exc_info and record.exc_info[1] is not None:
-                reply.raised = record.exc_info[1]
+        raised = logged_exceptions(self.records[before:])
+        if raised:
+            reply.raised = raised[-1]
         if isinstance(reply.raised, NotImplementedError):
             raise NotImplementedError
         try:
@@ -304,14 +314,11 @@ async def _judge_bad_body(
 async def item_fields(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
     """Serve the learner's parser behind POST /probe; valid bodies parse, bad ones get 400."""
     results: list[Any] = []
-    with captured_server_errors() as records:
-        async with serve(_probe_app(learner, results)) as url:
-            async with aiohttp.ClientSession(base_url=url) as session:
-                api = Api(session, records)
-                for body, expected in VALID_BODIES:
-                    await _judge_valid_body(api, results, body, expected)
-                for what, body, raw, hint in BAD_BODIES:
-                    await _judge_bad_body(api, results, what, body, raw, hint)
+    async with _served(_probe_app(learner, results)) as api:
+        for body, expected in VALID_BODIES:
+            await _judge_valid_body(api, results, body, expected)
+        for what, body, raw, hint in BAD_BODIES:
+            await _judge_bad_body(api, results, what, body, raw, hint)
     return (
         "valid items parsed to exactly name and price; invalid JSON, a non-object, missing, "
         "blank and wrongly typed fields each answered 400 with a JSON error."
@@ -321,13 +328,18 @@ async def item_fields(learner: Any, server: LocalServer, spy: SessionSpy) -> str
 # --- task 2: create_and_list -----------------------------------------------------------------
 
 
-async def create(api: Api, body: dict[str, Any], what: str) -> dict[str, Any]:
-    """POST /items and judge the answer: 201, the item with an int id, a Location header."""
-    reply = await api.call("POST", "/items", body)
+def _handled(reply: Reply, route: str, what: str) -> Reply:
+    """``reply`` if the learner's handler for ``route`` answered it without crashing."""
     if _router_answer(reply):
-        raise no_route(reply, "/items")
+        raise no_route(reply, route)
     if reply.status == 500:
         raise crashed(reply, "server-error", what, "")
+    return reply
+
+
+async def create(api: Api, body: dict[str, Any], what: str) -> dict[str, Any]:
+    """POST /items and judge the answer: 201, the item with an int id, a Location header."""
+    reply = _handled(await api.call("POST", "/items", body), "/items", what)
     if reply.status == 200:
         raise Mistake(
             "create-not-201",
@@ -378,11 +390,7 @@ async def create(api: Api, body: dict[str, Any], what: str) -> dict[str, Any]:
 
 
 async def list_items(api: Api, what: str) -> list[Any]:
-    reply = await api.call("GET", "/items")
-    if _router_answer(reply):
-        raise no_route(reply, "/items")
-    if reply.status == 500:
-        raise crashed(reply, "server-error", what, "")
+    reply = _handled(await api.call("GET", "/items"), "/items", what)
     if reply.status != 200 or not reply.is_json or not isinstance(reply.data, list):
         raise Mistake(
             "list-wrong",
@@ -406,67 +414,61 @@ async def create_and_list(learner: Any, server: LocalServer, spy: SessionSpy) ->
             "create_app() returned the same Application object twice.",
             "build a new `web.Application()` inside create_app(), on each call.",
         )
-    with captured_server_errors() as records:
-        async with serve(first) as url_a, serve(second) as url_b:
-            async with (
-                aiohttp.ClientSession(base_url=url_a) as session_a,
-                aiohttp.ClientSession(base_url=url_b) as session_b,
-            ):
-                a, b = Api(session_a, records), Api(session_b, records)
-                if await list_items(a, "a new app") != []:
-                    raise Mistake(
-                        "not-empty",
-                        "GET /items on a new app did not answer an empty list.",
-                        "start each app with an empty store: `app[ITEMS] = {}` in create_app().",
-                    )
-                pen = await create(a, {"name": "pen", "price": 1.5}, "creating a pen")
-                ink = await create(a, {"name": "ink", "price": 3}, "creating ink")
-                if pen["id"] == ink["id"]:
-                    raise Mistake(
-                        "same-id",
-                        f"two items created one after the other both got id {pen['id']}.",
-                        "take each id from a counter that moves on: `next(app[NEXT_ID])`.",
-                    )
-                listed = await list_items(a, "after creating two items")
-                if _by_id(listed) != _by_id([pen, ink]):
-                    raise Mistake(
-                        "list-wrong",
-                        f"after creating {json.dumps(pen)} and {json.dumps(ink)}, GET /items "
-                        f"answered {json.dumps(listed)[:120]}.",
-                        "list every stored item: `list(request.app[ITEMS].values())`.",
-                    )
-                reply = await a.call("POST", "/items", raw='{"name": "cap", ')
-                if reply.status == 500:
-                    raise crashed(
-                        reply,
-                        "bad-json-500",
-                        "invalid JSON",
-                        "read the body with your item_fields(request) from task 1.",
-                    )
-                if reply.status != 400:
-                    raise Mistake(
-                        "not-validated",
-                        f"POST /items with invalid JSON answered {reply.shown()}; expected 400.",
-                        "read the body with your item_fields(request) from task 1.",
-                    )
-                if not reply.is_json_error():
-                    raise not_a_json_error(reply, "invalid JSON")
-                if len(await list_items(a, "after a refused POST")) != 2:
-                    raise Mistake(
-                        "bad-input-stored",
-                        "a POST /items answered 400 but GET /items then listed a new item.",
-                        "validate first, store only a valid item.",
-                    )
-                seen_by_second = await list_items(b, "on a second app")
-                if seen_by_second:
-                    raise Mistake(
-                        "shared-state",
-                        f"two items were created on one app, and a second app from "
-                        f"create_app() lists {len(seen_by_second)} items too: they share one "
-                        "store (a module-level dict?).",
-                        "create the store inside create_app() and keep it on the app: "
-                        "`app[ITEMS] = {}`; handlers read `request.app[ITEMS]`.",
-                    )
+    async with _served(first) as a, _served(second) as b:
+        if await list_items(a, "a new app") != []:
+            raise Mistake(
+                "not-empty",
+                "GET /items on a new app did not answer an empty list.",
+                "start each app with an empty store: `app[ITEMS] = {}` in create_app().",
+            )
+        pen = await create(a, {"name": "pen", "price": 1.5}, "creating a pen")
+        ink = await create(a, {"name": "ink", "price": 3}, "creating ink")
+        if pen["id"] == ink["id"]:
+            raise Mistake(
+                "same-id",
+                f"two items created one after the other both got id {pen['id']}.",
+                "take each id from a counter that moves on: `next(app[NEXT_ID])`.",
+            )
+        listed = await list_items(a, "after creating two items")
+        if _by_id(listed) != _by_id([pen, ink]):
+            raise Mistake(
+                "list-wrong",
+                f"after creating {json.dumps(pen)} and {json.dumps(ink)}, GET /items "
+                f"answered {json.dumps(listed)[:120]}.",
+                "list every stored item: `list(request.app[ITEMS].values())`.",
+            )
+        reply = await a.call("POST", "/items", raw='{"name": "cap", ')
+        if reply.status == 500:
+            raise crashed(
+                reply,
+                "bad-json-500",
+                "invalid JSON",
+                "read the body with your item_fields(request) from task 1.",
+            )
+        if reply.status != 400:
+            raise Mistake(
+                "not-validated",
+                f"POST /items with invalid JSON answered {reply.shown()}; expected 400.",
+                "read the body with your item_fields(request) from task 1.",
+            )
+        if not reply.is_json_error():
+            raise not_a_json_error(reply, "invalid JSON")
+        if len(await list_items(a, "after a refused POST")) != 2:
+            raise Mistake(
+                "bad-input-stored",
+                "a POST /items answered 400 but GET /items then listed a new item.",
+                "validate first, store only a valid item.",
+            )
+        seen_by_second = await list_items(b, "on a second app")
+        if seen_by_second:
+            raise Mistake(
+                "shared-state",
+                f"two items were created on one app, and a second app from "
+                f"create_app() lists {len(seen_by_second)} items too: they share one "
+                "store (a module-level dict?).",
+                "create the store inside create_app() and keep it on the app: "
+                "`app[ITEMS] = {}`; handlers read `request.app[ITEMS]`.",
+            )
     return (
         "POST /items answers 201 with the new item and its Location; GET /items lists them; "
         "each app from create_app() has its own store."
@@ -525,12 +527,7 @@ def _expect_bad_id(reply: Reply) -> None:
 
 
 async def _read(api: Api, item_id: int, what: str) -> Reply:
-    reply = await api.call("GET", f"/items/{item_id}")
-    if _router_answer(reply):
-        raise no_route(reply, "/items/{id}")
-    if reply.status == 500:
-        raise crashed(reply, "server-error", what, "")
-    return reply
+    return _handled(await api.call("GET", f"/items/{item_id}"), "/items/{id}", what)
 
 
 async def _check_reads(api: Api, items: list[dict[str, Any]]) -> None:
@@ -573,10 +570,7 @@ async def _check_replace(api: Api, items: list[dict[str, Any]]) -> dict[str, Any
     ids = [item["id"] for item in items]
     new = {"name": "gel pen", "price": 2.5}
     reply = await api.call("PUT", f"/items/{ids[1]}", {**new, "id": 999})
-    if _router_answer(reply):
-        raise no_route(reply, "/items/{id}")
-    if reply.status == 500:
-        raise crashed(reply, "server-error", "replacing an item", "")
+    _handled(reply, "/items/{id}", "replacing an item")
     expected = {"id": ids[1], **new}
     if reply.status != 200 or reply.data != expected:
         raise Mistake(
@@ -612,10 +606,7 @@ async def _check_replace(api: Api, items: list[dict[str, Any]]) -> dict[str, Any
 async def _check_delete(api: Api, kept: list[dict[str, Any]], deleted: int) -> None:
     """DELETE the item with id ``deleted``: 204, then gone; ``kept`` stay."""
     reply = await api.call("DELETE", f"/items/{deleted}")
-    if _router_answer(reply):
-        raise no_route(reply, "/items/{id}")
-    if reply.status == 500:
-        raise crashed(reply, "server-error", "deleting an item", "")
+    _handled(reply, "/items/{id}", "deleting an item")
     if reply.status != 204:
         raise Mistake(
             "delete-not-204",
@@ -661,18 +652,16 @@ async def _check_new_id_after_delete(api: Api, kept: list[dict[str, Any]]) -> No
 async def read_update_delete(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
     """Three items; each read, replaced and deleted by its id, unknown and bad ids refused."""
     app = _app_from(learner, "create_full_app")
-    with captured_server_errors() as records:
-        async with serve(app) as url, aiohttp.ClientSession(base_url=url) as session:
-            api = Api(session, records)
-            items = [
-                await create(api, {"name": name, "price": price}, f"creating {name}")
-                for name, price in (("pen", 1.5), ("ink", 3), ("cap", 0.5))
-            ]
-            await _check_reads(api, items)
-            items[1] = await _check_replace(api, items)
-            kept = [items[0], items[2]]
-            await _check_delete(api, kept, items[1]["id"])
-            await _check_new_id_after_delete(api, kept)
+    async with _served(app) as api:
+        items = [
+            await create(api, {"name": name, "price": price}, f"creating {name}")
+            for name, price in (("pen", 1.5), ("ink", 3), ("cap", 0.5))
+        ]
+        await _check_reads(api, items)
+        items[1] = await _check_replace(api, items)
+        kept = [items[0], items[2]]
+        await _check_delete(api, kept, items[1]["id"])
+        await _check_new_id_after_delete(api, kept)
     return (
         "GET, PUT and DELETE /items/{id} each act on the item named in the path; 204 on "
         "delete; an unknown id is a 404 and a non-numeric one a 400, both in JSON; a new item "

@@ -28,7 +28,7 @@ import aiohttp
 from aiohttp import web
 
 from ..runner import LocalServer
-from ..serving import serve
+from ..serving import logged_exceptions, serve
 from .harness import Mistake, SessionSpy, check
 
 SLOW_SECONDS = 0.03
@@ -71,6 +71,10 @@ class Observed:
 
     def aiohttp_errors(self) -> list[logging.LogRecord]:
         return [r for r in self.records if r.name.startswith("aiohttp") and r.exc_info]
+
+    def escaped(self) -> list[BaseException]:
+        """What escaped the handlers and middlewares, as aiohttp logged it."""
+        return logged_exceptions(self.aiohttp_errors())
 
 
 def _message(record: logging.LogRecord) -> str:
@@ -205,10 +209,9 @@ async def _run(app: web.Application) -> tuple[list[Answer], Observed]:
                 except aiohttp.ClientError as exc:  # the server hung up instead of answering
                     broken = (f"{method} {path}", exc)
                     break
-    for record in seen.aiohttp_errors():
-        if record.exc_info and isinstance(record.exc_info[1], NotImplementedError):
-            # The exercise's stub raised inside the server: report "not implemented yet".
-            raise NotImplementedError
+    if any(isinstance(error, NotImplementedError) for error in seen.escaped()):
+        # The exercise's stub raised inside the server: report "not implemented yet".
+        raise NotImplementedError
     if broken is not None:
         _no_answer(*broken, seen)
     return answers, seen
@@ -223,10 +226,9 @@ async def _ask(session: aiohttp.ClientSession, method: str, path: str) -> Answer
 
 def _no_answer(request: str, error: aiohttp.ClientError, seen: Observed) -> None:
     """The Mistake for a request the server closed the connection on, with aiohttp's reason."""
-    logged = [r.exc_info[1] for r in seen.aiohttp_errors() if r.exc_info]
+    logged = seen.escaped()
     cause = logged[0] if logged else error
-    reason = f"{'aiohttp logged' if logged else 'the client saw'} {type(cause).__name__}: "
-    reason += _short(str(cause), 80)
+    reason = f"{'aiohttp logged' if logged else 'the client saw'} {_named(cause)}"
     hint = "aiohttp could not send the response your middleware returned: see the error above."
     if isinstance(cause, TypeError) and "non-str" in str(cause):
         hint = 'every header value must be a str: `f"app;dur={ms:.1f}"`, not the float `ms`.'
@@ -257,13 +259,14 @@ def _short(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def _escaped(answer: Answer, seen: Observed) -> str:
-    """' (aiohttp logged: TypeError: ...)' from aiohttp's own error log, if it has one."""
-    for record in seen.aiohttp_errors():
-        exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None:
-            return f" (aiohttp logged {type(exc).__name__}: {_short(str(exc), 80)})"
-    return ""
+def _named(error: BaseException) -> str:
+    return f"{type(error).__name__}: {_short(str(error), 80)}"
+
+
+def _escaped(seen: Observed) -> str:
+    """' (aiohttp logged TypeError: ...)' from aiohttp's own error log, if it has one."""
+    logged = seen.escaped()
+    return f" (aiohttp logged {_named(logged[0])})" if logged else ""
 
 
 # --- error middleware judgements -------------------------------------------------------------
@@ -275,7 +278,7 @@ def _judge_success(answers: list[Answer], seen: Observed, names: str) -> None:
             raise Mistake(
                 "breaks-success",
                 f'GET {answer.path} should answer 200 {{"ok": true}}; with {names} it answered '
-                f"{answer.status} {_short(answer.body)!r}{_escaped(answer, seen)}.",
+                f"{answer.status} {_short(answer.body)!r}{_escaped(seen)}.",
                 "on success, `return await handler(request)`: the response must come back out "
                 "unchanged (a middleware that forgets `return` answers 500).",
             )
