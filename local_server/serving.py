@@ -40,7 +40,7 @@ async def serve(
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
-        yield base_url(host, site.port)
+        yield site.name  # http://host:port, the port bound; an IPv6 host in brackets
     finally:
         await runner.cleanup()
 
