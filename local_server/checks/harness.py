@@ -269,6 +269,7 @@ def check(task: str, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Callable[[Chec
             sys.stdout.write(diagnose(learner).render() + "\n")
 
         run.diagnose = diagnose  # type: ignore[attr-defined]
+        run.task = task  # type: ignore[attr-defined]
         return run
 
     return decorate

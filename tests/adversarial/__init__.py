@@ -1,0 +1,78 @@
+"""Answers to the exercises written from the exercise notebooks alone, as a learner would.
+
+Each module ``exNN_topic.py`` holds realistic correct alternatives and wrong answers for the
+tasks of exercise NN, written from the task text (and the lesson) before reading the checker.
+``tests/test_adversarial.py`` runs every one through its check: a correct answer must pass, a
+wrong one must fail, and with the problem code of the rule it breaks.
+
+    from adversarial import correct, wrong
+    from local_server.checks import client_sessions as check
+
+    @wrong(check.fetch_all, "closes the session only when every request succeeds",
+           problem="session-left-open")
+    async def fetch_all_closes_only_on_success(urls): ...
+
+``problem`` is the problem code the check should give; ``rule`` quotes the task text the
+answer breaks.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer to one task, and what its check should say about it."""
+
+    exercise: str
+    task: str
+    fn: Any
+    check: Any
+    correct: bool
+    mistake: str = ""
+    rule: str = ""
+    problem: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.exercise}::{self.task}::{self.fn.__name__}"
+
+
+ANSWERS: list[Answer] = []
+
+
+def _exercise_of(fn: Any) -> str:
+    module = inspect.getmodule(fn).__name__.rsplit(".", 1)[-1]
+    return module.removeprefix("ex")
+
+
+def _task_of(check: Any) -> str:
+    return getattr(check, "task", check.__name__)
+
+
+def correct(check: Any, why: str = "") -> Callable[[Any], Any]:
+    """Register a correct alternative for ``check``'s task; ``why`` says how it differs."""
+
+    def register(fn: Any) -> Any:
+        ANSWERS.append(Answer(_exercise_of(fn), _task_of(check), fn, check, True, why))
+        return fn
+
+    return register
+
+
+def wrong(
+    check: Any, mistake: str, *, rule: str = "", problem: str | None = None
+) -> Callable[[Any], Any]:
+    """Register a wrong answer: ``mistake`` in plain words, the problem code it should get."""
+
+    def register(fn: Any) -> Any:
+        ANSWERS.append(
+            Answer(_exercise_of(fn), _task_of(check), fn, check, False, mistake, rule, problem)
+        )
+        return fn
+
+    return register
