@@ -94,6 +94,11 @@ class LocalServer:
         return base_url(self.host, self.port)
 
     @property
+    def thread_ident(self) -> int | None:
+        """The identifier of the server's own thread."""
+        return self._thread.ident
+
+    @property
     def running(self) -> bool:
         """True until ``stop()``."""
         return self._thread.is_alive()

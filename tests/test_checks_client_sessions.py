@@ -176,12 +176,12 @@ def test_an_unexpected_error_is_reported_not_raised():
     verdict = check.fetch_all.diagnose(raises)
     assert verdict.problem == "raised"
     assert "KeyError" in verdict.message
-    assert "raises()" in verdict.hint
+    assert "of raises(): `return {}[\"missing\"]`" in verdict.message
 
 
 def test_check_prints_a_verdict_and_returns_none(capsys):
     assert check.fetch_all(fetch_all_stub) is None
-    assert capsys.readouterr().out.startswith("⏳ fetch_all: not implemented yet")
+    assert capsys.readouterr().out.startswith("⏳ TO DO fetch_all: not implemented yet")
 
 
 def test_something_not_callable_is_named():

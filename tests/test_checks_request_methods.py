@@ -192,7 +192,7 @@ def test_search_shows_the_mangled_query():
 def test_search_success_message_is_deterministic():
     first = check.search.diagnose(search_pairs).render()
     assert first == check.search.diagnose(search_multidict).render()
-    assert first.startswith("✅ search: GET")
+    assert first.startswith("✅ PASS search: GET")
 
 
 # --- Task 2: create_book -----------------------------------------------------------------------

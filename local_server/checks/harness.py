@@ -13,37 +13,55 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import ctypes
 import functools
+import gc
 import inspect
 import io
 import itertools
 import sys
-import sysconfig
 import threading
-import traceback
+import time
 import tracemalloc
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import aiohttp
 
 from ..runner import LocalServer, start_server
+from .evidence import (
+    exception_text,
+    explain,
+    is_learner_file,
+    learner_frame,
+    learner_line,
+    learner_line_at,
+    wrap,
+)
+from .observe import Observation, RecordingLoop, Stall, ignore_thread, observing, sample_stall
+from .quiet import Quiet
+from .rules import COMMON, Mistake, Rule, Task
 
+__all__ = [
+    "Mistake",
+    "Rule",
+    "SessionSpy",
+    "Task",
+    "Verdict",
+    "call_async",
+    "check",
+    "learner_frame",
+]
+
+COMMON_RULES = {rule.problem: rule for rule in COMMON}
 DEFAULT_TIMEOUT_SECONDS = 10.0
 # Extra time a blocked event loop gets before the check gives up on its thread.
 BLOCKED_LOOP_GRACE_SECONDS = 5.0
 
 
-class Mistake(Exception):
-    """A specific mistake the check observed, with a hint toward the fix."""
-
-    def __init__(self, problem: str, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.problem = problem
-        self.message = message
-        self.hint = hint
+# The marker of each outcome, in a colour emoji and in plain text for a font without one.
+PASS_MARK, FAIL_MARK, TODO_MARK = "✅ PASS", "❌ FAIL", "⏳ TO DO"
 
 
 @dataclass(frozen=True)
@@ -60,14 +78,16 @@ class Verdict:
         return self.problem is None
 
     def render(self) -> str:
-        """The text a learner reads under the check cell."""
+        """The text a learner reads under the check cell, wrapped for 80 columns."""
         if self.passed:
-            return f"✅ {self.task}: {self.message}"
-        if self.problem == "not-implemented":
-            return f"⏳ {self.task}: {self.message}"
-        lines = [f"❌ {self.task}: {self.message}"]
-        if self.hint:
-            lines.append(f"   Hint: {self.hint}")
+            mark = PASS_MARK
+        elif self.problem == "not-implemented":
+            mark = TODO_MARK
+        else:
+            mark = FAIL_MARK
+        lines = [wrap(f"{mark} {self.task}: {self.message}")]
+        if self.hint and not self.passed:
+            lines.append(wrap(f"Hint: {self.hint}", first="   "))
         return "\n".join(lines)
 
 
@@ -251,16 +271,22 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def check(task: str, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Callable[[CheckBody], Any]:
+def check(
+    task: str | Task, timeout: float = DEFAULT_TIMEOUT_SECONDS
+) -> Callable[[CheckBody], Any]:
     """Turn an async check body into the notebook-facing ``check.<task>(learner_fn)``.
 
-    The returned function prints the verdict and returns None, so a check cell shows only
-    the verdict. ``.diagnose(fn, timeout=...)`` returns the ``Verdict`` for tests.
+    ``task`` is the task's rule table (a bare name only for a check without one). The
+    returned function prints the verdict and returns None, so a check cell shows only the
+    verdict. ``.diagnose(fn, timeout=...)`` returns the ``Verdict`` for tests, and ``.rules``
+    is the task's table.
     """
+    table = task if isinstance(task, Task) else None
+    name = task.name if isinstance(task, Task) else task
 
     def decorate(body: CheckBody) -> Callable[[Any], None]:
         def diagnose(learner: Any, *, timeout: float = timeout) -> Verdict:
-            return _run_in_thread(task, body, learner, timeout)
+            return _run_in_thread(name, table, body, learner, timeout)
 
         @functools.wraps(body)
         def run(learner: Any) -> None:
@@ -269,72 +295,230 @@ def check(task: str, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Callable[[Chec
             sys.stdout.write(diagnose(learner).render() + "\n")
 
         run.diagnose = diagnose  # type: ignore[attr-defined]
-        run.task = task  # type: ignore[attr-defined]
+        run.task = name  # type: ignore[attr-defined]
+        run.rules = table  # type: ignore[attr-defined]
         return run
 
     return decorate
 
 
-def _run_in_thread(task: str, body: CheckBody, learner: Any, timeout: float) -> Verdict:
-    """Run the check in a thread with its own loop, so it works inside a running notebook loop."""
-    outcome: list[Verdict] = []
-    worker = threading.Thread(
-        target=lambda: outcome.append(asyncio.run(_guarded(task, body, learner, timeout))),
-        name=f"check-{task}",
-        daemon=True,
+# How often the caller's thread looks at the check's loop while it runs.
+WATCH_INTERVAL_SECONDS = 0.05
+# A loop that stood still this long is stopped: the learner's code never gives it back.
+RUNAWAY_SECONDS = 2.5
+# A stall of the loop this long, on a learner's line, is a blocked loop.
+STALL_LIMIT_SECONDS = 0.5
+# time.sleep on the loop's thread for at least this long, in all, is a blocked loop.
+SLEEP_LIMIT_SECONDS = 0.005
+# A verdict's message and hint are cut to this many characters: one screenful, at most.
+MESSAGE_LIMIT, HINT_LIMIT = 480, 320
+# How deep Python keeps the origin of coroutines the check's thread creates.
+COROUTINE_ORIGIN_DEPTH = 6
+
+
+class _Stopped(BaseException):
+    """Raised into a check's thread whose loop the learner's code never gives back."""
+
+
+@dataclass
+class _Run:
+    """One check's run, shared by its thread and the thread that watches it."""
+
+    task: str
+    table: Task | None
+    observation: Observation | None = None
+    verdict: Verdict | None = None
+    stopped: Verdict | None = None
+
+
+def _run_in_thread(
+    task: str, table: Task | None, body: CheckBody, learner: Any, timeout: float
+) -> Verdict:
+    """Run the check in a thread with its own loop, so it works inside a running notebook loop.
+
+    This thread watches it: it samples where the learner's code stands when the loop stops
+    ticking, and stops a thread whose loop never comes back. Nothing reaches stderr.
+    """
+    run = _Run(task, table)
+    quiet = Quiet()
+
+    def target() -> None:
+        sys.set_coroutine_origin_tracking_depth(COROUTINE_ORIGIN_DEPTH)
+        try:
+            with asyncio.Runner(loop_factory=RecordingLoop) as runner:
+                runner.get_loop().set_exception_handler(quiet.loop_exception_handler)
+                run.verdict = runner.run(_guarded(run, body, learner, timeout))
+        except _Stopped:
+            pass
+
+    with quiet.collecting():
+        worker = threading.Thread(target=target, name=f"check-{task}", daemon=True)
+        worker.start()
+        _watch(worker, run, timeout)
+        gc.collect()  # so a coroutine never awaited, or a task never retrieved, is reported now
+    verdict = run.stopped or run.verdict
+    if verdict is None:
+        verdict = Verdict(
+            task,
+            "blocked-loop",
+            f"{task} did not return within {timeout:g} s and could not be stopped.",
+            "something blocks the event loop: use `await asyncio.sleep()`, never "
+            "`time.sleep()`, and aiohttp, never a blocking HTTP library, inside `async def`.",
+        )
+    verdict = _judge_effects(verdict, run.observation, quiet)
+    return _checked(verdict, table)
+
+
+def _watch(worker: threading.Thread, run: _Run, timeout: float) -> None:
+    """Wait for ``worker``; stop it if its loop stands still for RUNAWAY_SECONDS."""
+    give_up_at = time.monotonic() + timeout + BLOCKED_LOOP_GRACE_SECONDS
+    while worker.is_alive() and time.monotonic() < give_up_at:
+        worker.join(WATCH_INTERVAL_SECONDS)
+        obs = run.observation
+        if obs is None or not obs.active:
+            continue
+        stall = sample_stall(obs)
+        if stall is not None and stall.seconds >= RUNAWAY_SECONDS:
+            run.stopped = _stop(worker, run.task, obs, stall)
+            return
+
+
+def _stop(worker: threading.Thread, task: str, obs: Observation, stall: Stall) -> Verdict:
+    """The verdict for a loop that never came back, after raising ``_Stopped`` into it."""
+    in_call = obs.in_call
+    where = f" at {stall.where}" if stall.where else ""
+    if in_call is not None and in_call[0] in ("time.sleep", "socket"):
+        what = "time.sleep()" if in_call[0] == "time.sleep" else "a blocking socket call"
+        verdict = Verdict(
+            task,
+            "blocked-loop",
+            f"{what} had blocked the event loop for {stall.seconds:.1f} s{where}, so the "
+            "check stopped it.",
+            COMMON_RULES["blocked-loop"].hint,
+        )
+    else:
+        verdict = Verdict(
+            task,
+            "runaway-loop",
+            f"the event loop stood still for {stall.seconds:.1f} s while your code ran{where}: "
+            "it never awaited anything that waits, so the check stopped it.",
+            COMMON_RULES["runaway-loop"].hint,
+        )
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(worker.ident or 0), ctypes.py_object(_Stopped)
     )
-    worker.start()
-    worker.join(timeout + BLOCKED_LOOP_GRACE_SECONDS)
-    if outcome:
-        return outcome[0]
+    worker.join(BLOCKED_LOOP_GRACE_SECONDS)
+    return verdict
+
+
+def _judge_effects(verdict: Verdict, obs: Observation | None, quiet: Quiet) -> Verdict:
+    """What the whole run showed outweighs what one step concluded: a root cause first."""
+    if verdict.problem in ("not-implemented", "not-callable", "runaway-loop"):
+        return verdict
+    task = verdict.task
+    if obs is not None and verdict.problem != "blocked-loop":
+        blocked = _blocking_evidence(obs)
+        if blocked:
+            return Verdict(task, "blocked-loop", blocked, COMMON_RULES["blocked-loop"].hint)
+    unawaited = _never_awaited(quiet)
+    if unawaited:
+        return Verdict(task, "missing-await", unawaited, COMMON_RULES["missing-await"].hint)
+    if verdict.passed or verdict.problem in ("timeout", "raised"):
+        lost = [exc for exc in quiet.lost_task_errors() if learner_line(exc) is not None]
+        if lost:
+            return Verdict(
+                task,
+                "task-exception-lost",
+                f"a task your code started failed with {exception_text(lost[0])} "
+                f"({learner_line(lost[0])}), and nothing awaited it.",
+                COMMON_RULES["task-exception-lost"].hint,
+            )
+    return verdict
+
+
+def _blocking_evidence(obs: Observation) -> str:
+    """The sentence that says how the learner's code blocked the loop, or ''."""
+    sleeps = obs.blocking_calls("time.sleep")
+    slept = sum(call.seconds for call in sleeps)
+    if sleeps and slept >= SLEEP_LIMIT_SECONDS:
+        return f"{sleeps[0].describe()}: while it sleeps, no other task can run."
+    sockets = obs.blocking_calls("socket")
+    if sockets:
+        return (
+            f"{sockets[0].describe()} on the event loop's thread: a blocking HTTP "
+            "library (requests, urllib) stops every other task while it waits."
+        )
+    stalls = [s for s in obs.stalls if s.where is not None and s.seconds >= STALL_LIMIT_SECONDS]
+    if stalls:
+        return (
+            f"the event loop stood still for {stalls[0].seconds:.1f} s at {stalls[0].where}: "
+            "no other task could run meanwhile."
+        )
+    return ""
+
+
+def _never_awaited(quiet: Quiet) -> str:
+    """A sentence naming a coroutine the learner's code never awaited, or ''."""
+    for message in quiet.never_awaited():
+        if "Coroutine created at" not in message:
+            continue  # made before the check ran: not this answer's
+        name = message.split("'")[1] if message.count("'") >= 2 else "a coroutine"
+        where = _origin_line(message)
+        return (
+            f"`{name}()` was called without `await`{' at ' + where if where else ''}, so it "
+            "never ran."
+        )
+    return ""
+
+
+def _origin_line(message: str) -> str:
+    """The learner's line in a never-awaited warning's "Coroutine created at" trace."""
+    lines = message.splitlines()
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index].strip()
+        if line.startswith('File "'):
+            filename = line.split('"')[1]
+            if is_learner_file(filename):
+                lineno = int(line.split("line ")[1].split(",")[0])
+                function = line.rsplit(" in ", 1)[-1]
+                return str(learner_line_at(filename, function, lineno))
+    return ""
+
+
+def _checked(verdict: Verdict, table: Task | None) -> Verdict:
+    """The verdict, cut to size, or a loud one if the check used an undeclared problem."""
+    if table is not None and verdict.problem is not None and verdict.problem not in table.rules:
+        return Verdict(
+            verdict.task,
+            f"undeclared:{verdict.problem}",
+            f"(a bug in the check: {verdict.problem!r} is not in its rule table) "
+            + verdict.message,
+            verdict.hint,
+        )
     return Verdict(
-        task,
-        "blocked-loop",
-        f"{task} did not return within {timeout:g} s and could not be stopped.",
-        "something blocks the event loop: use `await asyncio.sleep()`, never `time.sleep()`, "
-        "and aiohttp, never a blocking HTTP library, inside `async def`.",
+        verdict.task,
+        verdict.problem,
+        _cut(verdict.message, MESSAGE_LIMIT),
+        _cut(verdict.hint, HINT_LIMIT),
     )
 
 
-# Frames from these places are not the learner's: the standard library, installed packages,
-# the course's own package (its checks and their probe handlers included) and code generated
-# with exec() (from Python 3.13, unittest.mock's autospec wrappers run as "<string>").
-_NOT_LEARNER = (
-    sysconfig.get_paths()["stdlib"],
-    sysconfig.get_paths()["purelib"],
-    sysconfig.get_paths()["platlib"],
-    str(Path(__file__).resolve().parent.parent),
-    "<string>",
-)
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def learner_frame(exc: BaseException) -> traceback.FrameSummary | None:
-    """The innermost frame of ``exc``'s traceback in the learner's own code, if any."""
-    frames = [
-        frame
-        for frame in traceback.extract_tb(exc.__traceback__)
-        if not frame.filename.startswith(_NOT_LEARNER)
-    ]
-    return frames[-1] if frames else None
-
-
-def _where_in_learner(exc: BaseException) -> str:
-    """'the error came from line N of f().' for the learner's innermost frame."""
-    frame = learner_frame(exc)
-    if frame is None:
-        return ""
-    return f"the error came from line {frame.lineno} of {frame.name}()."
-
-
-async def _guarded(task: str, body: CheckBody, learner: Any, timeout: float) -> Verdict:
+async def _guarded(run: _Run, body: CheckBody, learner: Any, timeout: float) -> Verdict:
+    task = run.task
     if not callable(learner):
         return Verdict(
             task, "not-callable", f"expected your {task}, got {type(learner).__name__}."
         )
     server = start_server()
+    ignore_thread(server.thread_ident)
     spy = SessionSpy()
+    run.observation = obs = Observation(threading.get_ident())
     try:
-        with spy:
+        with spy, observing(obs):
             message = await asyncio.wait_for(body(learner, server, spy), timeout)
         return Verdict(task, None, message)
     except NotImplementedError:
@@ -351,13 +535,11 @@ async def _guarded(task: str, body: CheckBody, learner: Any, timeout: float) -> 
             task,
             "timeout",
             f"{task} was still running after {timeout:g} s, so the check stopped it.",
-            "a request that never completes, or an await on something that never happens? "
-            "Read every response inside `async with` and check what you await.",
+            COMMON_RULES["timeout"].hint,
         )
     except Exception as exc:
-        return Verdict(
-            task, "raised", f"{task} raised {type(exc).__name__}: {exc}", _where_in_learner(exc)
-        )
+        problem, message, hint = explain(exc)
+        return Verdict(task, problem, f"{task} {message}", hint)
     finally:
         await spy.close_leaked()
         server.stop()
