@@ -215,6 +215,7 @@ def test_sleeps_files_and_loop_writes_are_observed_whatever_the_api():
     verdict = observed.diagnose(sleeps_and_writes)
     assert verdict.passed, verdict.render()
     seen = eval(verdict.message)
+
     assert seen["sleeps"] == [0.02, 0.01]
     actions = [(action, name, loop) for action, name, loop in seen["files"]]
     assert ("open-write", "a.part", True) in actions

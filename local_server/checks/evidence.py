@@ -149,7 +149,17 @@ def _is_closed_file(exc: BaseException) -> bool:
     return isinstance(exc, ValueError) and "closed file" in str(exc)
 
 
+def _is_nested_run(exc: BaseException) -> bool:
+    return isinstance(exc, RuntimeError) and "from a running event loop" in str(exc)
+
+
 _KNOWN: tuple[tuple[object, str, str, str], ...] = (
+    (
+        _is_nested_run,
+        "asyncio-run-in-loop",
+        "asyncio.run() starts an event loop, and one is already running here",
+        "`await` the coroutine instead: `data = await fetch(...)`.",
+    ),
     (
         _is_unawaited,
         "missing-await",

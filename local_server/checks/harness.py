@@ -19,6 +19,7 @@ import gc
 import inspect
 import io
 import itertools
+import socket
 import sys
 import threading
 import time
@@ -39,7 +40,14 @@ from .evidence import (
     learner_line_at,
     wrap,
 )
-from .observe import Observation, RecordingLoop, Stall, ignore_thread, observing, sample_stall
+from .observe import (
+    Observation,
+    RecordingLoop,
+    Stall,
+    observing,
+    sample_stall,
+)
+from .observe import current_or_none as current_observation
 from .quiet import Quiet
 from .rules import COMMON, Mistake, Rule, Task
 
@@ -168,7 +176,22 @@ async def call_async(task: str, fn: Callable[..., Any], *args: Any) -> Any:
             f"{task}() returned {type(result).__name__} instead of a coroutine.",
             f"define it with `async def {task}(...)` so it can await the requests.",
         )
-    return await result
+    value = await result
+    expect_loop_not_blocked()
+    return value
+
+
+def expect_loop_not_blocked() -> None:
+    """Raise the ``blocked-loop`` Mistake now if the learner's code has blocked the loop.
+
+    ``call_async`` calls it after every call, so a check stops at the first evidence instead
+    of running on (a blocking client against a server on the same loop would deadlock).
+    """
+    obs = current_observation()
+    if obs is not None:
+        evidence = _blocking_evidence(obs)
+        if evidence:
+            raise Mistake("blocked-loop", evidence, COMMON_RULES["blocked-loop"].hint)
 
 
 def expect_one_result_per_url(task: str, results: Any, count: int, each: str) -> list[Any]:
@@ -306,10 +329,14 @@ def check(
 WATCH_INTERVAL_SECONDS = 0.05
 # A loop that stood still this long is stopped: the learner's code never gives it back.
 RUNAWAY_SECONDS = 2.5
+# How long a reaper waits for a learner's long time.sleep to end before leaving it be.
+REAPER_PATIENCE_SECONDS = 600.0
 # A stall of the loop this long, on a learner's line, is a blocked loop.
 STALL_LIMIT_SECONDS = 0.5
 # time.sleep on the loop's thread for at least this long, in all, is a blocked loop.
 SLEEP_LIMIT_SECONDS = 0.005
+# Waiting on thread locks on the loop's thread for this long, in all, is a blocked loop.
+LOCK_LIMIT_SECONDS = 0.05
 # A verdict's message and hint are cut to this many characters: one screenful, at most.
 MESSAGE_LIMIT, HINT_LIMIT = 480, 320
 # How deep Python keeps the origin of coroutines the check's thread creates.
@@ -387,8 +414,10 @@ def _stop(worker: threading.Thread, task: str, obs: Observation, stall: Stall) -
     """The verdict for a loop that never came back, after raising ``_Stopped`` into it."""
     in_call = obs.in_call
     where = f" at {stall.where}" if stall.where else ""
-    if in_call is not None and in_call[0] in ("time.sleep", "socket"):
-        what = "time.sleep()" if in_call[0] == "time.sleep" else "a blocking socket call"
+    blocking = {"time.sleep": "time.sleep()", "socket": "a blocking socket call",
+                "lock-wait": "waiting on a thread lock"}  # fmt: skip
+    if in_call is not None and in_call[0] in blocking:
+        what = blocking[in_call[0]]
         verdict = Verdict(
             task,
             "blocked-loop",
@@ -404,16 +433,49 @@ def _stop(worker: threading.Thread, task: str, obs: Observation, stall: Stall) -
             "it never awaited anything that waits, so the check stopped it.",
             COMMON_RULES["runaway-loop"].hint,
         )
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(worker.ident or 0), ctypes.py_object(_Stopped)
-    )
-    worker.join(BLOCKED_LOOP_GRACE_SECONDS)
+    _interrupt(worker, obs)
     return verdict
+
+
+def _interrupt(worker: threading.Thread, obs: Observation) -> None:
+    """Raise ``_Stopped`` into ``worker`` once it runs Python code again.
+
+    An exception raised into a thread that sits in a blocking C call stays pending, and a
+    pending one slows every other thread of the process, so it is raised only after the call
+    returns: a blocking socket is shut down to make it return; a long ``time.sleep`` or lock
+    wait is waited out by a reaper thread, after the verdict is given.
+    """
+
+    def stop_when_free(patience: float) -> bool:
+        give_up_at = time.monotonic() + patience
+        while worker.is_alive() and time.monotonic() < give_up_at:
+            in_call = obs.in_call
+            if in_call is None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(worker.ident or 0), ctypes.py_object(_Stopped)
+                )
+                worker.join(BLOCKED_LOOP_GRACE_SECONDS)
+                return True
+            owner = getattr(in_call[3], "__self__", None)
+            if isinstance(owner, socket.socket):
+                with contextlib.suppress(OSError):
+                    owner.shutdown(socket.SHUT_RDWR)
+            time.sleep(WATCH_INTERVAL_SECONDS)
+        return not worker.is_alive()
+
+    if not stop_when_free(BLOCKED_LOOP_GRACE_SECONDS):
+        threading.Thread(
+            target=stop_when_free, args=(REAPER_PATIENCE_SECONDS,), name="check-reaper", daemon=True
+        ).start()
+
+
+# Verdicts that already name the root cause: nothing seen elsewhere in the run replaces them.
+_DEFINITIVE = ("not-implemented", "not-callable", "runaway-loop", "asyncio-run-in-loop")
 
 
 def _judge_effects(verdict: Verdict, obs: Observation | None, quiet: Quiet) -> Verdict:
     """What the whole run showed outweighs what one step concluded: a root cause first."""
-    if verdict.problem in ("not-implemented", "not-callable", "runaway-loop"):
+    if verdict.problem in _DEFINITIVE:
         return verdict
     task = verdict.task
     if obs is not None and verdict.problem != "blocked-loop":
@@ -442,6 +504,10 @@ def _blocking_evidence(obs: Observation) -> str:
     slept = sum(call.seconds for call in sleeps)
     if sleeps and slept >= SLEEP_LIMIT_SECONDS:
         return f"{sleeps[0].describe()}: while it sleeps, no other task can run."
+    locks = obs.blocking_calls("lock-wait")
+    if locks and sum(call.seconds for call in locks) >= LOCK_LIMIT_SECONDS:
+        longest = max(locks, key=lambda call: call.seconds)
+        return f"{longest.describe()}: no other task could run meanwhile."
     sockets = obs.blocking_calls("socket")
     if sockets:
         return (
@@ -514,9 +580,10 @@ async def _guarded(run: _Run, body: CheckBody, learner: Any, timeout: float) -> 
             task, "not-callable", f"expected your {task}, got {type(learner).__name__}."
         )
     server = start_server()
-    ignore_thread(server.thread_ident)
     spy = SessionSpy()
     run.observation = obs = Observation(threading.get_ident())
+    if server.thread_ident is not None:
+        obs.quiet_threads.add(server.thread_ident)
     try:
         with spy, observing(obs):
             message = await asyncio.wait_for(body(learner, server, spy), timeout)

@@ -52,6 +52,7 @@ _OS_FILE_CALLS = {
     getattr(os, "pwrite", os.write): "os.pwrite",
     getattr(os, "pread", os.read): "os.pread",
 }
+_LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
 _SOCKET_METHODS = frozenset(
     {"recv", "recv_into", "recvfrom", "send", "sendall", "sendto", "connect", "accept"}
 )
@@ -61,7 +62,7 @@ _SOCKET_METHODS = frozenset(
 class BlockingCall:
     """Calls of one kind from one learner line on the loop's thread, added up."""
 
-    kind: str  # "time.sleep", "socket", "file-write", "file-read"
+    kind: str  # "time.sleep", "socket", "lock-wait", "file-write", "file-read"
     target: str  # the file's name, the socket's peer, or the function
     where: LearnerLine | None
     calls: int = 0
@@ -71,7 +72,10 @@ class BlockingCall:
     def describe(self) -> str:
         what = {
             "time.sleep": f"time.sleep() blocked for {self.seconds:.2f} s",
-            "socket": f"a blocking socket call ({self.target}) took {self.seconds:.2f} s",
+            "socket": f"a blocking socket call ({self.target})"
+            + (f" took {self.seconds:.2f} s" if self.seconds >= 0.01 else ""),
+            "lock-wait": f"waiting on a thread lock (threading.Event.wait(), a future's "
+            f".result()?) held the loop for {self.seconds:.2f} s",
             "file-write": f"{self.calls} file write(s) to {os.path.basename(self.target)!r}",
             "file-read": f"{self.calls} file read(s) of {os.path.basename(self.target)!r}",
         }[self.kind]
@@ -117,8 +121,11 @@ class Observation:
     stalls: list[Stall] = field(default_factory=list)
     last_tick: float = field(default_factory=time.perf_counter)
     max_lag: float = 0.0
-    in_call: tuple[str, float, FrameType] | None = None
+    # The blocking call under way on the loop's thread: (kind, started, caller, function).
+    in_call: tuple[str, float, FrameType, Any] | None = None
     on_sleep: list[Callable[[Sleep], None]] = field(default_factory=list)
+    # Threads whose file events are never the learner's: the course server's own.
+    quiet_threads: set[int] = field(default_factory=set)
     active: bool = False
 
     @contextlib.contextmanager
@@ -129,6 +136,10 @@ class Observation:
             yield window
         finally:
             window.close()
+
+    def lag(self) -> float:
+        """The longest the loop has stood still, the stretch going on now included."""
+        return max(self.max_lag, time.perf_counter() - self.last_tick - TICK_SECONDS)
 
     def blocking_calls(self, *kinds: str) -> list[BlockingCall]:
         """The learner's blocking calls on the loop's thread, of these kinds (default: all)."""
@@ -168,22 +179,25 @@ class Window:
         return self._slice(self._observation.stalls, 2)
 
 
-_current: Observation | None = None
-# Threads whose file events are never the learner's: the course servers' own.
-_quiet_threads: set[int] = set()
+# The observations of the checks running now, by their loop's thread: one, unless a check's
+# thread was stopped and has not ended yet. Work in other threads goes to the newest.
+_running: dict[int, Observation] = {}
 
 
 def current() -> Observation:
     """The observation of the check that is running now."""
-    if _current is None:
+    obs = current_or_none()
+    if obs is None:
         raise RuntimeError("no check is running")
-    return _current
+    return obs
 
 
-def ignore_thread(ident: int | None) -> None:
-    """Never record file events from this thread (a course server's)."""
-    if ident is not None:
-        _quiet_threads.add(ident)
+def current_or_none() -> Observation | None:
+    """The running check's observation (this thread's, else the newest), or None."""
+    obs = _running.get(threading.get_ident())
+    if obs is None and _running:
+        obs = next(reversed(_running.values()))
+    return obs
 
 
 # --- the profile hook on the loop's thread -----------------------------------------------
@@ -205,6 +219,8 @@ def _classify(function: Any) -> tuple[str, str] | None:
         if not isinstance(path, str) or path.startswith("<"):
             return None  # a standard stream, not a file on disk
         return ("file-write" if method in _WRITE_METHODS else "file-read"), path
+    if isinstance(owner, _LOCK_TYPES) and method == "acquire":
+        return "lock-wait", "a thread lock"
     if isinstance(owner, socket.socket) and method in _SOCKET_METHODS:
         try:
             if owner.gettimeout() == 0.0:
@@ -236,7 +252,7 @@ class _Profiler:
             if kind is not None:
                 started = time.perf_counter()
                 self._pending = (arg, *kind, frame, started, _tell(arg))
-                self.obs.in_call = (kind[0], started, frame)
+                self.obs.in_call = (kind[0], started, frame, arg)
         elif event in ("c_return", "c_exception") and self._pending is not None:
             function, kind, target, caller, started, position = self._pending
             if function is not arg:
@@ -300,8 +316,10 @@ _in_audit = threading.local()
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
-    obs = _current
-    if obs is None or event not in ("open", "os.rename", "os.remove"):
+    if not _running or event not in ("open", "os.rename", "os.remove"):
+        return
+    obs = current_or_none()
+    if obs is None:
         return
     if getattr(_in_audit, "busy", False):
         return
@@ -314,7 +332,7 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 
 def _record_file_event(obs: Observation, event: str, args: tuple[Any, ...]) -> None:
     thread = threading.get_ident()
-    if thread in _quiet_threads:
+    if thread in obs.quiet_threads:
         return
     path = args[0]
     if isinstance(path, int) or path is None:
@@ -375,7 +393,6 @@ def sample_stall(observation: Observation) -> Stall | None:
 @contextlib.contextmanager
 def observing(observation: Observation) -> Iterator[None]:
     """Make ``observation`` current and fill it while the block runs on the loop's thread."""
-    global _current
     _install_audit_hook()
     loop = asyncio.get_running_loop()
     if isinstance(loop, RecordingLoop):
@@ -383,14 +400,14 @@ def observing(observation: Observation) -> Iterator[None]:
     ticker = loop.create_task(_tick(observation), name="check-ticker")
     previous_profile = sys.getprofile()
     sys.setprofile(_Profiler(observation))
-    _current = observation
+    _running[observation.loop_thread] = observation
     observation.active = True
     observation.last_tick = time.perf_counter()
     try:
         yield
     finally:
         observation.active = False
-        _current = None
+        _running.pop(observation.loop_thread, None)
         sys.setprofile(previous_profile)
         ticker.cancel()
         if isinstance(loop, RecordingLoop):

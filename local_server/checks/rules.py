@@ -45,17 +45,20 @@ class Task:
     def __init__(self, name: str, *rules: Rule) -> None:
         self.name = name
         self.rules: dict[str, Rule] = {}
-        for rule in (*rules, *COMMON):
+        for rule in rules:
             if rule.problem in self.rules:
                 raise ValueError(f"{name}: problem code {rule.problem!r} declared twice")
             self.rules[rule.problem] = rule
+        self._own = list(rules)
+        for rule in COMMON:  # a task may state a shared rule in its own words instead
+            self.rules.setdefault(rule.problem, rule)
 
     def __iter__(self) -> Iterator[Rule]:
         return iter(self.rules.values())
 
     def own_rules(self) -> list[Rule]:
-        """The task's rules, without the ones every task shares."""
-        return [rule for rule in self if rule not in COMMON]
+        """The rules the task itself declares (a shared one restated included)."""
+        return list(self._own)
 
     def broken(self, problem: str, message: str, hint: str | None = None) -> Mistake:
         """The Mistake for breaking ``problem``: the rule's hint unless ``hint`` is given."""
@@ -93,6 +96,13 @@ COMMON = (
         "await every coroutine",
         "a coroutine object reached the check, or Python warned one was never awaited",
         "put `await` in front of the call.",
+    ),
+    Rule(
+        "asyncio-run-in-loop",
+        "await coroutines; never start a second event loop",
+        "RuntimeError: asyncio.run() cannot be called from a running event loop",
+        "your code already runs inside an event loop: `await` the coroutine instead of "
+        "passing it to `asyncio.run()` (lesson 00).",
     ),
     Rule(
         "blocked-loop",

@@ -76,3 +76,32 @@ def wrong(
         return fn
 
     return register
+
+
+# A verdict's message and hint stay short enough to read under a cell.
+MESSAGE_LIMIT = 400
+HINT_LIMIT = 320
+
+
+def answers_in(module: str) -> list[Answer]:
+    """The answers registered by the module named ``module`` (a test module's ``__name__``)."""
+    return [a for a in ANSWERS if a.fn.__module__ == module]
+
+
+def answer_id(answer: Answer) -> str:
+    return f"{answer.exercise}-{answer.fn.__name__}"
+
+
+def judge(answer: Answer) -> None:
+    """Run ``answer`` through its check and assert the verdict it must get."""
+    verdict = answer.check.diagnose(answer.fn)
+    if answer.correct:
+        assert verdict.passed, f"a correct answer ({answer.mistake}) failed:\n{verdict.render()}"
+        return
+    assert not verdict.passed, f"a wrong answer ({answer.mistake}) passed:\n{verdict.render()}"
+    if answer.problem is not None:
+        assert verdict.problem == answer.problem, (
+            f"{answer.mistake}: expected {answer.problem}, got:\n{verdict.render()}"
+        )
+    assert len(verdict.message) <= MESSAGE_LIMIT, verdict.message
+    assert len(verdict.hint) <= HINT_LIMIT, verdict.hint

@@ -60,7 +60,8 @@ async def fetch_json_plain_await(url):
 
 
 @wrong(check.fetch_json, "forgot to await response.json(): returns a coroutine",
-       rule="returns the response body parsed as JSON (a `dict`)")
+       rule="returns the response body parsed as JSON (a `dict`)",
+       problem="missing-await")
 async def fetch_json_forgot_await(url):
     async with aiohttp.ClientSession() as session:
         async with session.get(url) as response:
@@ -68,7 +69,8 @@ async def fetch_json_forgot_await(url):
 
 
 @wrong(check.fetch_json, "returns the body as text, not parsed",
-       rule="returns the response body parsed as JSON (a `dict`)")
+       rule="returns the response body parsed as JSON (a `dict`)",
+       problem="returned-text")
 async def fetch_json_returns_text(url):
     async with aiohttp.ClientSession() as session:
         async with session.get(url) as response:
@@ -76,7 +78,8 @@ async def fetch_json_returns_text(url):
 
 
 @wrong(check.fetch_json, "creates the session and never closes it",
-       rule="Open a session with `async with` so it is closed when you are done")
+       rule="Open a session with `async with` so it is closed when you are done",
+       problem="session-left-open")
 async def fetch_json_never_closed(url):
     session = aiohttp.ClientSession()
     async with session.get(url) as response:
@@ -84,7 +87,8 @@ async def fetch_json_never_closed(url):
 
 
 @wrong(check.fetch_json, "closes the session only after a successful read (no finally)",
-       rule="Open a session with `async with` so it is closed when you are done")
+       rule="Open a session with `async with` so it is closed when you are done",
+       problem="session-left-open-on-error")
 async def fetch_json_close_on_success_only(url):
     session = aiohttp.ClientSession()
     response = await session.get(url)
@@ -100,14 +104,16 @@ async def fetch_json_asyncio_run(url):
 
 
 @wrong(check.fetch_json, "blocking urllib instead of aiohttp, holding the event loop",
-       rule="a GET request ... Open a session with `async with`")
+       rule="a GET request ... Open a session with `async with`",
+       problem="blocked-loop")
 async def fetch_json_urllib(url):
     with urllib.request.urlopen(url) as raw:
         return json.load(raw)
 
 
 @wrong(check.fetch_json, "sends a POST instead of a GET",
-       rule="a GET request to `url`")
+       rule="a GET request to `url`",
+       problem="wrong-data")
 async def fetch_json_post(url):
     async with aiohttp.ClientSession() as session:
         async with session.post(url) as response:
@@ -115,7 +121,8 @@ async def fetch_json_post(url):
 
 
 @wrong(check.fetch_json, "reads the body after the session's async with block has closed it",
-       rule="lesson 01: using a session after its `async with` block; keep the work inside")
+       rule="lesson 01: using a session after its `async with` block; keep the work inside",
+       problem="read-after-close")
 async def fetch_json_read_after_close(url):
     async with aiohttp.ClientSession() as session:
         response = await session.get(url)
@@ -161,7 +168,8 @@ async def fetch_both_wait(url_a, url_b):
 
 
 @wrong(check.fetch_both, "awaits one after the other",
-       rule="fetched **at the same time**, 200 ms")
+       rule="fetched **at the same time**, 200 ms",
+       problem="sequential")
 async def fetch_both_sequential(url_a, url_b):
     data_a = await _get_json(url_a)
     data_b = await _get_json(url_b)
@@ -169,7 +177,8 @@ async def fetch_both_sequential(url_a, url_b):
 
 
 @wrong(check.fetch_both, "awaits each task right after creating it: still sequential",
-       rule="fetched **at the same time**, 200 ms")
+       rule="fetched **at the same time**, 200 ms",
+       problem="sequential")
 async def fetch_both_await_each_task(url_a, url_b):
     data_a = await asyncio.create_task(_get_json(url_a))
     data_b = await asyncio.create_task(_get_json(url_b))
@@ -177,7 +186,8 @@ async def fetch_both_await_each_task(url_a, url_b):
 
 
 @wrong(check.fetch_both, "results in completion order (as_completed), not in argument order",
-       rule="returns `(data_a, data_b)` ... in that order")
+       rule="returns `(data_a, data_b)` ... in that order",
+       problem="wrong-order")
 async def fetch_both_as_completed(url_a, url_b):
     results = []
     for next_done in asyncio.as_completed([_get_json(url_a), _get_json(url_b)]):
@@ -186,7 +196,8 @@ async def fetch_both_as_completed(url_a, url_b):
 
 
 @wrong(check.fetch_both, "iterates asyncio.wait's done set, whose order is arbitrary",
-       rule="returns `(data_a, data_b)` ... in that order")
+       rule="returns `(data_a, data_b)` ... in that order",
+       problem="wrong-order")
 async def fetch_both_done_set(url_a, url_b):
     done, _ = await asyncio.wait(
         [asyncio.create_task(_get_json(url_b)), asyncio.create_task(_get_json(url_a))]
@@ -195,13 +206,15 @@ async def fetch_both_done_set(url_a, url_b):
 
 
 @wrong(check.fetch_both, "forgot to await gather: returns a future",
-       rule="returns `(data_a, data_b)`, the JSON of both URLs")
+       rule="returns `(data_a, data_b)`, the JSON of both URLs",
+       problem="missing-await")
 async def fetch_both_forgot_await(url_a, url_b):
     return asyncio.gather(_get_json(url_a), _get_json(url_b))
 
 
 @wrong(check.fetch_both, "blocking urllib calls inside gather: no overlap",
-       rule="fetched **at the same time**, 200 ms")
+       rule="fetched **at the same time**, 200 ms",
+       problem="blocked-loop")
 async def fetch_both_blocking_urllib(url_a, url_b):
     async def fetch(url):
         with urllib.request.urlopen(url) as raw:
@@ -212,14 +225,14 @@ async def fetch_both_blocking_urllib(url_a, url_b):
 
 
 @wrong(check.fetch_both, "copy-paste slip: fetches url_a twice",
-       rule="returns `(data_a, data_b)`, the JSON of both URLs")
+       rule="returns `(data_a, data_b)`, the JSON of both URLs",
+       problem="wrong-data")
 async def fetch_both_url_a_twice(url_a, url_b):
     data_a, data_b = await asyncio.gather(_get_json(url_a), _get_json(url_a))
     return data_a, data_b
 
 
-@wrong(check.fetch_both, "returns gather's list, not a tuple",
-       rule="returns `(data_a, data_b)` (annotated tuple[dict, dict])")
+@correct(check.fetch_both, "gather's list: the task text accepts a tuple or a list")
 async def fetch_both_returns_list(url_a, url_b):
     return await asyncio.gather(_get_json(url_a), _get_json(url_b))
 
@@ -258,19 +271,22 @@ async def pause_steps_to_deadline(seconds):
         await asyncio.sleep(min(left, 0.01))
 
 
-@wrong(check.pause, "time.sleep blocks the loop", rule="lets every other task keep running")
+@wrong(check.pause, "time.sleep blocks the loop", rule="lets every other task keep running",
+       problem="blocked-loop")
 async def pause_time_sleep(seconds):
     time.sleep(seconds)
 
 
 @wrong(check.pause, "forgot await on asyncio.sleep: returns at once",
-       rule="returns after `seconds` seconds")
+       rule="returns after `seconds` seconds",
+       problem="missing-await")
 async def pause_forgot_await(seconds):
     asyncio.sleep(seconds)
 
 
 @wrong(check.pause, "busy-waits on the clock, holding the loop",
-       rule="lets every other task keep running meanwhile")
+       rule="lets every other task keep running meanwhile",
+       problem="blocked-loop")
 async def pause_busy_wait(seconds):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -278,36 +294,42 @@ async def pause_busy_wait(seconds):
 
 
 @wrong(check.pause, "treats seconds as milliseconds: returns far too early",
-       rule="returns after `seconds` seconds")
+       rule="returns after `seconds` seconds",
+       problem="wrong-duration")
 async def pause_milliseconds(seconds):
     await asyncio.sleep(seconds / 1000)
 
 
 @wrong(check.pause, "run_in_executor without await: returns at once",
-       rule="returns after `seconds` seconds")
+       rule="returns after `seconds` seconds",
+       problem="did-not-wait")
 async def pause_executor_not_awaited(seconds):
     asyncio.get_running_loop().run_in_executor(None, time.sleep, seconds)
 
 
 @wrong(check.pause, "threading.Event().wait() blocks the loop's thread",
-       rule="lets every other task keep running meanwhile")
+       rule="lets every other task keep running meanwhile",
+       problem="blocked-loop")
 async def pause_threading_event(seconds):
     threading.Event().wait(seconds)
 
 
 @wrong(check.pause, "int(seconds) truncates fractions: pause(0.5) returns at once",
-       rule="returns after `seconds` seconds")
+       rule="returns after `seconds` seconds",
+       problem="did-not-wait")
 async def pause_int_seconds(seconds):
     await asyncio.sleep(int(seconds))
 
 
 @wrong(check.pause, "asyncio.run inside a running loop",
-       rule="lesson 00: asyncio.run() cannot be called from a running event loop")
+       rule="lesson 00: asyncio.run() cannot be called from a running event loop",
+       problem="asyncio-run-in-loop")
 async def pause_asyncio_run(seconds):
     asyncio.run(asyncio.sleep(seconds))
 
 
 @wrong(check.pause, "ignores its argument: always sleeps 0.2 s",
-       rule="returns after `seconds` seconds")
+       rule="returns after `seconds` seconds",
+       problem="wrong-duration")
 async def pause_hard_coded(seconds):
     await asyncio.sleep(0.2)
