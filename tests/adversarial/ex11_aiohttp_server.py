@@ -181,7 +181,8 @@ async def item_fields_body_bytes(request):
 
 
 @wrong(check.item_fields, "does not catch invalid JSON: request.json() raises, a 500",
-       rule="raises a 400 JSON error when the body is not JSON")
+       rule="raises a 400 JSON error when the body is not JSON",
+       problem="bad-json-500")
 async def item_fields_unguarded_json(request):
     data = await request.json()
     if not isinstance(data, dict):
@@ -195,7 +196,8 @@ async def item_fields_unguarded_json(request):
 
 
 @wrong(check.item_fields, "accepts true as a price: isinstance(True, int) is True",
-       rule="Careful: JSON `true` arrives as Python `True`, and `bool` is a subclass of `int`")
+       rule="Careful: JSON `true` arrives as Python `True`, and `bool` is a subclass of `int`",
+       problem="bool-price-accepted")
 async def item_fields_accepts_bool(request):
     try:
         data = await request.json()
@@ -212,7 +214,8 @@ async def item_fields_accepts_bool(request):
 
 
 @wrong(check.item_fields, "validates, then returns the whole body: a client `id` stays",
-       rule="returns a **new** dict with exactly `name` and `price` ... Extra fields are dropped")
+       rule="returns a **new** dict with exactly `name` and `price` ... Extra fields are dropped",
+       problem="extra-fields-kept")
 async def item_fields_keeps_extra_fields(request):
     try:
         data = await request.json()
@@ -228,7 +231,8 @@ async def item_fields_keeps_extra_fields(request):
 
 
 @wrong(check.item_fields, "checks `if not name`: a name of spaces passes",
-       rule="`name` is not a non-blank string")
+       rule="`name` is not a non-blank string",
+       problem="blank-name-accepted")
 async def item_fields_blank_name_passes(request):
     try:
         data = await request.json()
@@ -245,7 +249,8 @@ async def item_fields_blank_name_passes(request):
 
 
 @wrong(check.item_fields, "never checks the body is an object: a JSON list crashes into a 500",
-       rule="raises a 400 JSON error when the body is ... not a JSON object")
+       rule="raises a 400 JSON error when the body is ... not a JSON object",
+       problem="bad-input-500")
 async def item_fields_list_body_crashes(request):
     try:
         data = await request.json()
@@ -260,7 +265,8 @@ async def item_fields_list_body_crashes(request):
 
 
 @wrong(check.item_fields, "coerces the price with float(): the string \"1.5\" is accepted",
-       rule="raises a 400 JSON error when ... `price` is not a number")
+       rule="raises a 400 JSON error when ... `price` is not a number",
+       problem="price-converted")
 async def item_fields_coerces_price(request):
     try:
         data = await request.json()
@@ -279,7 +285,8 @@ async def item_fields_coerces_price(request):
 
 
 @wrong(check.item_fields, "reads fields with data['name']: a missing field is a KeyError 500",
-       rule="raises a 400 JSON error when ... a missing or wrongly typed field")
+       rule="raises a 400 JSON error when ... a missing or wrongly typed field",
+       problem="bad-input-500")
 async def item_fields_missing_field_crashes(request):
     try:
         data = await request.json()
@@ -296,7 +303,8 @@ async def item_fields_missing_field_crashes(request):
 
 
 @wrong(check.item_fields, "answers a bad field with 422 Unprocessable Entity instead of 400",
-       rule="raises a 400 JSON error when ... `name` is not a non-blank string, or `price` ...")
+       rule="raises a 400 JSON error when ... `name` is not a non-blank string, or `price` ...",
+       problem="wrong-status")
 async def item_fields_422_for_bad_fields(request):
     try:
         data = await request.json()
@@ -317,7 +325,8 @@ def _json_error_plain_text(error_class, message):
 
 
 @wrong(check.item_fields, "json_error forgets content_type=: the error body is JSON in text/plain",
-       rule='A JSON error is `{"error": ...}` with `Content-Type: application/json`')
+       rule='A JSON error is `{"error": ...}` with `Content-Type: application/json`',
+       problem="error-not-json")
 async def item_fields_error_in_text_plain(request):
     try:
         data = await request.json()
@@ -338,7 +347,8 @@ def _json_error_message_key(error_class, message):
 
 
 @wrong(check.item_fields, 'json_error writes {"message": ...} instead of {"error": ...}',
-       rule='whose body is `{"error": message}` as JSON')
+       rule='whose body is `{"error": message}` as JSON',
+       problem="error-not-json")
 async def item_fields_message_key(request):
     try:
         data = await request.json()
@@ -355,7 +365,8 @@ async def item_fields_message_key(request):
 
 
 @wrong(check.item_fields, "returns the 400 error object instead of raising it",
-       rule="raises a 400 JSON error ... you `raise` what it returns")
+       rule="raises a 400 JSON error ... you `raise` what it returns",
+       problem="returned-not-raised")
 async def item_fields_returns_error(request):
     try:
         data = await request.json()
@@ -458,7 +469,8 @@ async def _create_200(request):
 
 
 @wrong(check.create_and_list, "answers a creation with 200 instead of 201",
-       rule="`POST /items` ... **201**")
+       rule="`POST /items` ... **201**",
+       problem="create-not-201")
 def create_app_answers_200():
     return _app_with(create=_create_200)
 
@@ -471,7 +483,8 @@ async def _create_no_location(request):
 
 
 @wrong(check.create_and_list, "forgets the Location header",
-       rule="a `Location` header with its path")
+       rule="a `Location` header with its path",
+       problem="no-location")
 def create_app_no_location():
     return _app_with(create=_create_no_location)
 
@@ -484,7 +497,8 @@ async def _create_location_collection(request):
 
 
 @wrong(check.create_and_list, "Location points at the collection, /items, not at /items/1",
-       rule="header `Location: /items/1`")
+       rule="header `Location: /items/1`",
+       problem="wrong-location")
 def create_app_location_is_collection():
     return _app_with(create=_create_location_collection)
 
@@ -505,7 +519,8 @@ async def _list_global(request):
 
 
 @wrong(check.create_and_list, "keeps the store in a module-level dict that every app shares",
-       rule="returns a **new** `web.Application` with its own empty store on each call")
+       rule="returns a **new** `web.Application` with its own empty store on each call",
+       problem="shared-state")
 def create_app_module_global_store():
     app = web.Application()
     app.router.add_post("/items", _create_global)
@@ -517,7 +532,8 @@ _SHARED_STORE: dict[int, dict[str, Any]] = {}
 
 
 @wrong(check.create_and_list, "puts the same module-level dict under ITEMS in every app",
-       rule="its own empty store on each call: `app[ITEMS] = {}`")
+       rule="its own empty store on each call: `app[ITEMS] = {}`",
+       problem="shared-state")
 def create_app_shared_dict_under_key():
     app = web.Application()
     app[ITEMS] = _SHARED_STORE
@@ -532,7 +548,8 @@ async def _list_as_dict(request):
 
 
 @wrong(check.create_and_list, "GET /items answers the store dict {id: item}, not a list",
-       rule="`GET /items` (a JSON list of every item)")
+       rule="`GET /items` (a JSON list of every item)",
+       problem="list-wrong")
 def create_app_lists_a_dict():
     return _app_with(listing=_list_as_dict)
 
@@ -542,7 +559,8 @@ async def _list_wrapped(request):
 
 
 @wrong(check.create_and_list, 'GET /items wraps the list: {"items": [...]}',
-       rule="`GET /items` (a JSON list of every item)")
+       rule="`GET /items` (a JSON list of every item)",
+       problem="list-wrong")
 def create_app_list_wrapped():
     return _app_with(listing=_list_wrapped)
 
@@ -555,7 +573,8 @@ async def _create_without_validation(request):
 
 
 @wrong(check.create_and_list, "reads the body with request.json() directly, not item_fields",
-       rule="Use `item_fields` for the body.")
+       rule="Use `item_fields` for the body.",
+       problem="bad-json-500")
 def create_app_skips_item_fields():
     return _app_with(create=_create_without_validation)
 
@@ -568,7 +587,8 @@ async def _create_without_id(request):
 
 
 @wrong(check.create_and_list, "answers the creation with the fields only, without the new id",
-       rule='**201**, the new item `{"id": 1, "name": "pen", "price": 1.5}`')
+       rule='**201**, the new item `{"id": 1, "name": "pen", "price": 1.5}`',
+       problem="wrong-item")
 def create_app_answer_lacks_id():
     return _app_with(create=_create_without_id)
 
@@ -585,7 +605,8 @@ async def _list_string_keys(request):
 
 
 @wrong(check.create_and_list, "stores the state under string keys app['items'], not the AppKeys",
-       rule="`app[ITEMS] = {}` and ... `app[NEXT_ID] = itertools.count(1)`")
+       rule="`app[ITEMS] = {}` and ... `app[NEXT_ID] = itertools.count(1)`",
+       problem="string-key")
 def create_app_string_keys():
     app = web.Application()
     app["items"] = {}
@@ -680,7 +701,8 @@ def create_full_app_max_plus_one():
 
 
 @wrong(check.read_update_delete, "matches /items/{id:\\d+}: `abc` gets the router's plain 404",
-       rule="so match `/items/{id}`, not `/items/{id:\\d+}`")
+       rule="so match `/items/{id}`, not `/items/{id:\\d+}`",
+       problem="bad-id-not-400")
 def create_full_app_digit_pattern():
     app = _app_with()
     app.router.add_get(r"/items/{id:\d+}", read_item)
@@ -713,7 +735,8 @@ async def _delete_unguarded(request):
 
 
 @wrong(check.read_update_delete, "int(match_info['id']) unguarded: /items/abc is a 500",
-       rule="`item_id(request)` ... raises a **400** JSON error when it is not a number")
+       rule="`item_id(request)` ... raises a **400** JSON error when it is not a number",
+       problem="bad-id-500")
 def create_full_app_id_unguarded():
     return _full_app_with(read=_read_unguarded, replace=_replace_unguarded,
                           delete=_delete_unguarded)
@@ -741,7 +764,8 @@ async def _delete_keyerror(request):
 
 @wrong(check.read_update_delete, "looks the id up with app[ITEMS][id]: an unknown id is a 500",
        rule="`stored_item(request)` ... raises a **404** JSON error when that id is not in "
-       "the store")
+       "the store",
+       problem="unknown-id-500")
 def create_full_app_unknown_id_500():
     return _full_app_with(read=_read_keyerror, replace=_replace_keyerror, delete=_delete_keyerror)
 
@@ -770,7 +794,8 @@ async def _delete_400(request):
 
 
 @wrong(check.read_update_delete, "answers an unknown id with 400 instead of 404",
-       rule="an id that does not exist | **404** with a JSON error")
+       rule="an id that does not exist | **404** with a JSON error",
+       problem="unknown-id-not-404")
 def create_full_app_unknown_id_400():
     return _full_app_with(read=_read_400, replace=_replace_400, delete=_delete_400)
 
@@ -782,7 +807,8 @@ async def _delete_200_with_body(request):
 
 
 @wrong(check.read_update_delete, "DELETE answers 200 with the deleted item, not 204 with no body",
-       rule="`DELETE` removes it and answers **204** with no body")
+       rule="`DELETE` removes it and answers **204** with no body",
+       problem="delete-not-204")
 def create_full_app_delete_200():
     return _full_app_with(delete=_delete_200_with_body)
 
@@ -795,7 +821,8 @@ async def _replace_drops_id(request):
 
 
 @wrong(check.read_update_delete, "PUT stores and answers the body's fields, the id is lost",
-       rule="`PUT` replaces the item ... and keeps the id of the path")
+       rule="`PUT` replaces the item ... and keeps the id of the path",
+       problem="update-wrong")
 def create_full_app_put_drops_id():
     return _full_app_with(replace=_replace_drops_id)
 
@@ -808,7 +835,8 @@ async def _create_len_plus_one(request):
 
 
 @wrong(check.read_update_delete, "new ids are len(store) + 1: after a delete, an id is reused",
-       rule="its id must not be one that a stored item still has")
+       rule="its id must not be one that a stored item still has",
+       problem="id-reused")
 def create_full_app_len_ids():
     return _full_app_with(create=_create_len_plus_one)
 
@@ -821,7 +849,8 @@ async def _replace_upsert(request):
 
 
 @wrong(check.read_update_delete, "PUT on an unknown id creates the item (an upsert), not a 404",
-       rule="`stored_item(request)` ... the three handlers start with it")
+       rule="`stored_item(request)` ... the three handlers start with it",
+       problem="unknown-id-not-404")
 def create_full_app_put_upserts():
     return _full_app_with(replace=_replace_upsert)
 
@@ -832,7 +861,8 @@ async def _delete_idempotent(request):
 
 
 @wrong(check.read_update_delete, "DELETE of an unknown id answers 204 (pop with a default)",
-       rule="an id that does not exist | **404** with a JSON error")
+       rule="an id that does not exist | **404** with a JSON error",
+       problem="unknown-id-not-404")
 def create_full_app_delete_unknown_204():
     return _full_app_with(delete=_delete_idempotent)
 
@@ -845,7 +875,8 @@ async def _replace_merges_body(request):
 
 @wrong(check.read_update_delete, "PUT merges the raw body into the item: no validation, the body "
        "can change the id", rule="`PUT` replaces the item with the body's name and price "
-       "(through `item_fields`) and keeps the id of the path")
+       "(through `item_fields`) and keeps the id of the path",
+       problem="update-wrong")
 def create_full_app_put_merges_raw_body():
     return _full_app_with(replace=_replace_merges_body)
 
@@ -862,7 +893,8 @@ async def _read_returns_error(request):
 
 
 @wrong(check.read_update_delete, "stored_item returns the 404 instead of raising it (GET)",
-       rule="`stored_item(request)` ... raises a **404** JSON error")
+       rule="`stored_item(request)` ... raises a **404** JSON error",
+       problem="returned-not-raised")
 def create_full_app_stored_item_returns_404():
     return _full_app_with(read=_read_returns_error)
 
@@ -871,7 +903,8 @@ def create_full_app_stored_item_returns_404():
 
 
 @wrong(check.item_fields, "accepts only float prices: an integer price such as 3 is rejected",
-       rule="`price` is not a number")
+       rule="`price` is not a number",
+       problem="valid-rejected")
 async def item_fields_float_only(request):
     try:
         data = await request.json()
@@ -888,7 +921,8 @@ async def item_fields_float_only(request):
 
 
 @wrong(check.item_fields, "rejects a body with extra fields (400) instead of dropping them",
-       rule="Extra fields are dropped")
+       rule="Extra fields are dropped",
+       problem="valid-rejected")
 async def item_fields_rejects_extra_fields(request):
     fields = await item_fields(request)
     data = await request.json()
@@ -917,7 +951,8 @@ _SHARED_IDS = itertools.count(1)
 
 @wrong(check.create_and_list, "one module-level id counter shared by every app",
        rule="a **new** `web.Application` with its own empty store on each call: ... and a "
-       "counter for the ids, `app[NEXT_ID] = itertools.count(1)`")
+       "counter for the ids, `app[NEXT_ID] = itertools.count(1)`",
+       problem="shared-counter")
 def create_app_shared_counter():
     app = web.Application()
     app[ITEMS] = {}
@@ -934,7 +969,8 @@ async def _replace_204(request):
 
 
 @wrong(check.read_update_delete, "PUT answers 204 with no body instead of 200 and the item",
-       rule="`PUT /items/{id}` with a name and a price | 200, the item replaced (same id)")
+       rule="`PUT /items/{id}` with a name and a price | 200, the item replaced (same id)",
+       problem="update-wrong")
 def create_full_app_put_204():
     return _full_app_with(replace=_replace_204)
 
@@ -948,6 +984,7 @@ async def _replace_unvalidated(request):
 
 
 @wrong(check.read_update_delete, "PUT does not validate through item_fields: a bad body is stored",
-       rule="`PUT` replaces the item with the body's name and price (through `item_fields`)")
+       rule="`PUT` replaces the item with the body's name and price (through `item_fields`)",
+       problem="bad-json-500")
 def create_full_app_put_unvalidated():
     return _full_app_with(replace=_replace_unvalidated)
