@@ -149,7 +149,8 @@ async def _proxy_session_per_request(request):
 
 
 @wrong(check.shared_session, "opens a ClientSession in the handler, per request",
-       rule="one `ClientSession` owned by the application ... never one of its own")
+       rule="one `ClientSession` owned by the application ... never one of its own",
+       problem="session-per-request")
 def shared_session_per_request(upstream_url):
     app = web.Application()
     app[UPSTREAM_URL] = upstream_url
@@ -158,7 +159,8 @@ def shared_session_per_request(upstream_url):
 
 
 @wrong(check.shared_session, "creates the session in create_app, closes it at clean-up",
-       rule="The session is created **at start-up** ..., not in `create_app`")
+       rule="The session is created **at start-up** ..., not in `create_app`",
+       problem="session-in-factory")
 def shared_session_made_in_factory(upstream_url):
     app = web.Application()
     app[UPSTREAM_URL] = upstream_url
@@ -184,7 +186,8 @@ async def _proxy_module_session(request):
 
 
 @wrong(check.shared_session, "a module-level session made on first use, never closed",
-       rule="not at module level, and it is **closed at clean-up**")
+       rule="not at module level, and it is **closed at clean-up**",
+       problem="session-made-lazily")
 def shared_session_module_level(upstream_url):
     app = web.Application()
     app[UPSTREAM_URL] = upstream_url
@@ -198,7 +201,8 @@ async def _session_never_closed(app):
 
 
 @wrong(check.shared_session, "the cleanup_ctx opens the session and never closes it",
-       rule="it is **closed at clean-up**")
+       rule="it is **closed at clean-up**",
+       problem="session-left-open")
 def shared_session_never_closed(upstream_url):
     return _app(upstream_url, ctx=_session_never_closed)
 
@@ -212,7 +216,8 @@ async def _close_on_shutdown(app):
 
 
 @wrong(check.shared_session, "closes the session in on_shutdown, before in-flight requests end",
-       rule="it is **closed at clean-up**")
+       rule="it is **closed at clean-up**",
+       problem="closed-at-shutdown")
 def shared_session_closed_on_shutdown(upstream_url):
     app = web.Application()
     app[UPSTREAM_URL] = upstream_url
@@ -227,7 +232,8 @@ async def _close_on_cleanup(app):
 
 
 @wrong(check.shared_session, "on_startup + on_cleanup instead of a cleanup_ctx",
-       rule="write `client_session` as a `cleanup_ctx`")
+       rule="write `client_session` as a `cleanup_ctx`",
+       problem="leak-after-failed-start")
 def shared_session_startup_cleanup_hooks(upstream_url):
     app = web.Application()
     app[UPSTREAM_URL] = upstream_url
@@ -249,7 +255,8 @@ async def _proxy_string_key(request):
 
 
 @wrong(check.shared_session, "string keys app['session'] / app['upstream_url']",
-       rule="The application's state keys: use them, and no string keys.")
+       rule="The application's state keys: use them, and no string keys.",
+       problem="string-keys")
 def shared_session_string_keys(upstream_url):
     app = web.Application()
     app["upstream_url"] = upstream_url
@@ -270,8 +277,9 @@ async def _proxy_full_url(request):
         return web.json_response(await response.json())
 
 
-@wrong(check.shared_session, "no base_url=: the handler builds the full URL itself",
-       rule="create the session with `base_url=` set to it, as the lesson does")
+@correct(check.shared_session, "no base_url=: the handler builds the full URL from UPSTREAM_URL "
+         "(re-categorised: the upstream receives the same requests either way, so the "
+         "reworked task text allows both)")
 def shared_session_no_base_url(upstream_url):
     return _app(upstream_url, ctx=_session_without_base_url, handler=_proxy_full_url)
 
@@ -282,7 +290,8 @@ async def _proxy_wrapped(request):
 
 
 @wrong(check.shared_session, 'wraps the document: {"upstream": ...}',
-       rule="answers with that JSON document, unchanged")
+       rule="answers with that JSON document, unchanged",
+       problem="wrong-body")
 def shared_session_wraps_document(upstream_url):
     return _app(upstream_url, handler=_proxy_wrapped)
 
@@ -297,7 +306,8 @@ def _closure_ctx(upstream_url):
 
 
 @wrong(check.shared_session, "never stores UPSTREAM_URL: the context closes over the argument",
-       rule="Store the upstream's URL in the app too (`UPSTREAM_URL`)")
+       rule="Store the upstream's URL in the app too (`UPSTREAM_URL`)",
+       problem="url-not-in-app")
 def shared_session_url_not_stored(upstream_url):
     app = web.Application()
     app.cleanup_ctx.append(_closure_ctx(upstream_url))
@@ -350,7 +360,8 @@ async def _uuid_per_request(request):
 
 
 @wrong(check.second_route, "proxy_uuid opens its own session per request",
-       rule="It must use the **same** session as `proxy_json`")
+       rule="It must use the **same** session as `proxy_json`",
+       problem="session-per-request")
 def second_route_uuid_per_request(upstream_url):
     app = create_app(upstream_url)
     app.router.add_get("/proxy/uuid", _uuid_per_request)
@@ -372,7 +383,8 @@ async def _uuid_second_session(request):
 
 
 @wrong(check.second_route, "a second app-owned session, under its own key, for the uuid route",
-       rule="It must use the **same** session as `proxy_json`")
+       rule="It must use the **same** session as `proxy_json`",
+       problem="not-shared")
 def second_route_second_session(upstream_url):
     app = create_app(upstream_url)
     app.cleanup_ctx.append(_second_session)
@@ -386,7 +398,8 @@ async def _uuid_copy_paste(request):
 
 
 @wrong(check.second_route, "copy-pasted proxy_json: /proxy/uuid fetches /json",
-       rule="it fetches `upstream_url + \"/uuid\"`")
+       rule="it fetches `upstream_url + \"/uuid\"`",
+       problem="wrong-body")
 def second_route_fetches_json(upstream_url):
     app = create_app(upstream_url)
     app.router.add_get("/proxy/uuid", _uuid_copy_paste)
@@ -405,7 +418,8 @@ async def _uuid_cached(request):
 
 
 @wrong(check.second_route, "caches the first uuid on the app and answers it every time",
-       rule="(a fresh `{\"uuid\": ...}` on every call)")
+       rule="(a fresh `{\"uuid\": ...}` on every call)",
+       problem="cached-answer")
 def second_route_caches_uuid(upstream_url):
     app = create_app(upstream_url)
     app[CACHED_UUID] = {}
@@ -419,7 +433,8 @@ async def _uuid_as_text(request):
 
 
 @wrong(check.second_route, "answers json_response(await response.text()): a JSON string",
-       rule="answers with that document")
+       rule="answers with that document",
+       problem="wrong-body")
 def second_route_json_string(upstream_url):
     app = create_app(upstream_url)
     app.router.add_get("/proxy/uuid", _uuid_as_text)
@@ -435,7 +450,8 @@ async def _uuid_borrowed_connector(request):
 
 
 @wrong(check.second_route, "a new session per request that borrows the app session's connector",
-       rule="It must use the **same** session as `proxy_json`")
+       rule="It must use the **same** session as `proxy_json`",
+       problem="session-per-request")
 def second_route_borrowed_connector(upstream_url):
     app = create_app(upstream_url)
     app.router.add_get("/proxy/uuid", _uuid_borrowed_connector)
@@ -448,7 +464,8 @@ async def _uuid_forgets_await(request):
 
 
 @wrong(check.second_route, "forgets `await` on response.json()",
-       rule="answers with that document")
+       rule="answers with that document",
+       problem="missing-await")
 def second_route_forgets_await(upstream_url):
     app = create_app(upstream_url)
     app.router.add_get("/proxy/uuid", _uuid_forgets_await)
@@ -515,7 +532,8 @@ def fail_fast_class_check(upstream_url):
 
 
 @wrong(check.fail_fast, "appends check_upstream before client_session: the key is missing",
-       rule="in which order the hooks start")
+       rule="in which order the hooks start",
+       problem="refuses-healthy-upstream")
 def fail_fast_check_before_session(upstream_url):
     app = web.Application()
     app[UPSTREAM_URL] = upstream_url
@@ -536,7 +554,8 @@ async def _check_own_session_leaks(app):
 
 @wrong(check.fail_fast, "the check opens a session of its own and leaks it when it raises",
        rule="sends `GET upstream_url + \"/get\"` **with the app's session** ... no session "
-       "is left open")
+       "is left open",
+       problem="several-sessions")
 def fail_fast_own_session_leaks(upstream_url):
     app = create_app_two_routes(upstream_url)
     app.cleanup_ctx.append(_check_own_session_leaks)
@@ -551,7 +570,8 @@ async def _check_own_session_closed(app):
 
 
 @wrong(check.fail_fast, "the check opens (and closes) a second session instead of the app's",
-       rule="sends `GET upstream_url + \"/get\"` **with the app's session**")
+       rule="sends `GET upstream_url + \"/get\"` **with the app's session**",
+       problem="several-sessions")
 def fail_fast_own_session_closed(upstream_url):
     app = create_app_two_routes(upstream_url)
     app.cleanup_ctx.append(_check_own_session_closed)
@@ -565,7 +585,8 @@ async def _check_connection_only(app):
 
 
 @wrong(check.fail_fast, "checks only that the upstream answers: a 503 starts the app",
-       rule="raises if the upstream does not answer 2xx")
+       rule="raises if the upstream does not answer 2xx",
+       problem="starts-anyway")
 def fail_fast_ignores_status(upstream_url):
     app = create_app_two_routes(upstream_url)
     app.cleanup_ctx.append(_check_connection_only)
@@ -585,7 +606,8 @@ async def _check_logs_and_goes_on(app):
 
 
 @wrong(check.fail_fast, "logs the failure and starts anyway",
-       rule="A service whose upstream is down should refuse to start")
+       rule="A service whose upstream is down should refuse to start",
+       problem="starts-anyway")
 def fail_fast_logs_and_starts(upstream_url):
     app = create_app_two_routes(upstream_url)
     app.cleanup_ctx.append(_check_logs_and_goes_on)
@@ -599,7 +621,8 @@ async def _check_on_startup_hook(app):
 
 @wrong(check.fail_fast, "session in on_startup/on_cleanup: a failed start never closes it",
        rule="expects ... that **no session is left open** (which hooks run after a failed "
-       "start-up)")
+       "start-up)",
+       problem="leak-after-failed-start")
 def fail_fast_startup_cleanup_session(upstream_url):
     app = web.Application()
     app[UPSTREAM_URL] = upstream_url
@@ -619,7 +642,8 @@ async def _check_5xx_only(app):
 
 
 @wrong(check.fail_fast, "raises only for a 5xx: a 404 or 401 from /get would start the app",
-       rule="raises if the upstream does not answer 2xx")
+       rule="raises if the upstream does not answer 2xx",
+       problem="starts-anyway")
 def fail_fast_5xx_only(upstream_url):
     app = create_app_two_routes(upstream_url)
     app.cleanup_ctx.append(_check_5xx_only)
@@ -636,7 +660,8 @@ async def _check_refused_swallowed(app):
 
 
 @wrong(check.fail_fast, "catches the connection error: a refusing upstream starts the app",
-       rule="with one that refuses connections (start-up must fail ...)")
+       rule="with one that refuses connections (start-up must fail ...)",
+       problem="starts-anyway")
 def fail_fast_swallows_refused(upstream_url):
     app = create_app_two_routes(upstream_url)
     app.cleanup_ctx.append(_check_refused_swallowed)
@@ -654,7 +679,8 @@ async def _session_closed_after_bare_yield_then_check(app):
 
 @wrong(check.fail_fast, "checks inside client_session before the yield, no try/finally: "
        "when the check raises, the session it just opened is never closed",
-       rule="without leaking what it had already opened ... **no session is left open**")
+       rule="without leaking what it had already opened ... **no session is left open**",
+       problem="leak-after-failed-start")
 def fail_fast_check_inside_session_ctx(upstream_url):
     app = web.Application()
     app[UPSTREAM_URL] = upstream_url
@@ -677,7 +703,8 @@ async def _check_waits_for_upstream(app):
 
 
 @wrong(check.fail_fast, "waits (forever) for the upstream to come up instead of failing",
-       rule="should refuse to start, loudly")
+       rule="should refuse to start, loudly",
+       problem="waits-for-upstream")
 def fail_fast_waits_forever(upstream_url):
     app = create_app_two_routes(upstream_url)
     app.cleanup_ctx.append(_check_waits_for_upstream)
@@ -702,6 +729,7 @@ async def _proxy_global(request):
 
 
 @wrong(check.shared_session, "opens the session at start-up but keeps it in a module global, "
-       "not under SESSION", rule="found under `SESSION` (`request.app[SESSION]`)")
+       "not under SESSION", rule="found under `SESSION` (`request.app[SESSION]`)",
+       problem="session-not-in-app")
 def shared_session_global_not_app_key(upstream_url):
     return _app(upstream_url, ctx=_session_in_global, handler=_proxy_global)
