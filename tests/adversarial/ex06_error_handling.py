@@ -93,7 +93,8 @@ async def safe_fetch_minimal_fields(session, url):
 
 
 @wrong(check.safe_fetch, "seed bug: except aiohttp.ClientTimeout raises TypeError for a total "
-       "timeout", rule="`Outcome.TIMEOUT` for any timeout ... It must not raise")
+       "timeout", rule="`Outcome.TIMEOUT` for any timeout ... It must not raise",
+       problem="client-timeout-clause")
 async def safe_fetch_except_client_timeout(session, url):
     try:
         async with session.get(url) as response:
@@ -113,7 +114,8 @@ async def safe_fetch_except_client_timeout(session, url):
 
 @wrong(check.safe_fetch, "ClientConnectionError before TimeoutError: a sock_read timeout is "
        "reported as a connection error",
-       rule="`Outcome.TIMEOUT` for any timeout, whichever `ClientTimeout` field fired")
+       rule="`Outcome.TIMEOUT` for any timeout, whichever `ClientTimeout` field fired",
+       problem="timeout-as-connection-error")
 async def safe_fetch_connection_before_timeout(session, url):
     try:
         async with session.get(url) as response:
@@ -133,7 +135,8 @@ async def safe_fetch_connection_before_timeout(session, url):
 
 @wrong(check.safe_fetch, "ClientResponseError before ContentTypeError: JSON labelled text/html "
        "becomes an HTTP error 200",
-       rule="`Outcome.INVALID_RESPONSE` when a 2xx arrived but its body is not JSON")
+       rule="`Outcome.INVALID_RESPONSE` when a 2xx arrived but its body is not JSON",
+       problem="content-type-as-http-error")
 async def safe_fetch_response_error_before_content_type(session, url):
     try:
         async with session.get(url) as response:
@@ -150,7 +153,8 @@ async def safe_fetch_response_error_before_content_type(session, url):
 
 
 @wrong(check.safe_fetch, "a final except Exception hides bugs as connection errors",
-       rule="must not hide anything else: a bug in your code should still raise")
+       rule="must not hide anything else: a bug in your code should still raise",
+       problem="swallows-bugs")
 async def safe_fetch_catch_all(session, url):
     try:
         async with session.get(url) as response:
@@ -167,7 +171,8 @@ async def safe_fetch_catch_all(session, url):
 
 
 @wrong(check.safe_fetch, "catches timeouts through ClientError only: the total timeout escapes",
-       rule="`Outcome.TIMEOUT` for any timeout, whichever `ClientTimeout` field fired")
+       rule="`Outcome.TIMEOUT` for any timeout, whichever `ClientTimeout` field fired",
+       problem="timeout-not-caught")
 async def safe_fetch_timeouts_via_client_error(session, url):
     try:
         async with session.get(url) as response:
@@ -184,7 +189,8 @@ async def safe_fetch_timeouts_via_client_error(session, url):
 
 
 @wrong(check.safe_fetch, "no clause for ClientPayloadError: a body cut short raises",
-       rule="It must not raise for any of those ... a body cut short")
+       rule="It must not raise for any of those ... a body cut short",
+       problem="not-caught")
 async def safe_fetch_no_payload_clause(session, url):
     try:
         async with session.get(url) as response:
@@ -201,7 +207,8 @@ async def safe_fetch_no_payload_clause(session, url):
 
 
 @wrong(check.safe_fetch, "never checks the status: a 4xx/5xx is judged by its body",
-       rule="`Outcome.HTTP_ERROR` with `status=` the status, for a 4xx or 5xx")
+       rule="`Outcome.HTTP_ERROR` with `status=` the status, for a 4xx or 5xx",
+       problem="http-error-as-success")
 async def safe_fetch_no_status_check(session, url):
     try:
         async with session.get(url) as response:
@@ -215,7 +222,8 @@ async def safe_fetch_no_status_check(session, url):
 
 
 @wrong(check.safe_fetch, "HTTP_ERROR without the status",
-       rule="`Outcome.HTTP_ERROR` with `status=` the status")
+       rule="`Outcome.HTTP_ERROR` with `status=` the status",
+       problem="no-status")
 async def safe_fetch_http_error_without_status(session, url):
     try:
         async with session.get(url) as response:
@@ -232,7 +240,8 @@ async def safe_fetch_http_error_without_status(session, url):
 
 
 @wrong(check.safe_fetch, "lumps timeouts and connection errors together as TIMEOUT",
-       rule="`Outcome.CONNECTION_ERROR` when no connection could be made, or it broke")
+       rule="`Outcome.CONNECTION_ERROR` when no connection could be made, or it broke",
+       problem="connection-error-misclassified")
 async def safe_fetch_lumps_network_errors(session, url):
     try:
         async with session.get(url) as response:
@@ -247,7 +256,8 @@ async def safe_fetch_lumps_network_errors(session, url):
 
 
 @wrong(check.safe_fetch, "OK carries the body as text, not the parsed JSON",
-       rule="`Outcome.OK` with `data=` the parsed JSON body")
+       rule="`Outcome.OK` with `data=` the parsed JSON body",
+       problem="no-data")
 async def safe_fetch_data_as_text(session, url):
     try:
         async with session.get(url) as response:
@@ -262,7 +272,8 @@ async def safe_fetch_data_as_text(session, url):
 
 
 @wrong(check.safe_fetch, "skips the Content-Type check: JSON labelled text/html counts as OK",
-       rule="`Outcome.INVALID_RESPONSE` when a 2xx arrived but its body is not JSON")
+       rule="`Outcome.INVALID_RESPONSE` when a 2xx arrived but its body is not JSON",
+       problem="content-type-not-checked")
 async def safe_fetch_content_type_none(session, url):
     try:
         async with session.get(url) as response:
@@ -321,7 +332,8 @@ async def fetch_json_text_first(session, url):
 
 
 @wrong(check.fetch_json, "raises ApiError with the reason phrase, not the body",
-       rule="raises `ApiError(status, body)` with the body as text")
+       rule="raises `ApiError(status, body)` with the body as text",
+       problem="body-lost")
 async def fetch_json_reason_as_body(session, url):
     try:
         async with session.get(url) as response:
@@ -332,7 +344,8 @@ async def fetch_json_reason_as_body(session, url):
 
 
 @wrong(check.fetch_json, "reads the error body after the block has released the response",
-       rule="raises `ApiError(status, body)` with the body as text")
+       rule="raises `ApiError(status, body)` with the body as text",
+       problem="body-read-after-block")
 async def fetch_json_body_after_block(session, url):
     async with session.get(url) as response:
         if response.ok:
@@ -341,7 +354,8 @@ async def fetch_json_body_after_block(session, url):
 
 
 @wrong(check.fetch_json, "puts str() of the parsed JSON in the error, not the body text",
-       rule="with the body as text")
+       rule="with the body as text",
+       problem="body-not-text")
 async def fetch_json_str_of_dict(session, url):
     async with session.get(url) as response:
         if not response.ok:
@@ -350,7 +364,8 @@ async def fetch_json_str_of_dict(session, url):
 
 
 @wrong(check.fetch_json, "treats only 5xx as an error: a 422 is returned as data",
-       rule="for a 4xx or 5xx raises `ApiError(status, body)`")
+       rule="for a 4xx or 5xx raises `ApiError(status, body)`",
+       problem="http-error-as-success")
 async def fetch_json_only_5xx(session, url):
     async with session.get(url) as response:
         if response.status >= 500:
@@ -359,7 +374,8 @@ async def fetch_json_only_5xx(session, url):
 
 
 @wrong(check.fetch_json, "raises ClientResponseError from raise_for_status(), no ApiError",
-       rule="raises `ApiError(status, body)`")
+       rule="raises `ApiError(status, body)`",
+       problem="body-lost")
 async def fetch_json_plain_raise_for_status(session, url):
     async with session.get(url) as response:
         response.raise_for_status()
@@ -367,7 +383,8 @@ async def fetch_json_plain_raise_for_status(session, url):
 
 
 @wrong(check.fetch_json, "ApiError arguments swapped (body, status)",
-       rule="raises `ApiError(status, body)`")
+       rule="raises `ApiError(status, body)`",
+       problem="api-error-arguments")
 async def fetch_json_swapped_arguments(session, url):
     async with session.get(url) as response:
         if not response.ok:
@@ -375,7 +392,8 @@ async def fetch_json_swapped_arguments(session, url):
         return await response.json()
 
 
-@wrong(check.fetch_json, "body passed as bytes from read()", rule="with the body as text")
+@wrong(check.fetch_json, "body passed as bytes from read()", rule="with the body as text",
+       problem="body-not-text")
 async def fetch_json_body_bytes(session, url):
     async with session.get(url) as response:
         if not response.ok:
@@ -384,7 +402,8 @@ async def fetch_json_body_bytes(session, url):
 
 
 @wrong(check.fetch_json, "returns the ApiError instead of raising it",
-       rule="for a 4xx or 5xx raises `ApiError(status, body)`")
+       rule="for a 4xx or 5xx raises `ApiError(status, body)`",
+       problem="http-error-as-success")
 async def fetch_json_returns_error(session, url):
     async with session.get(url) as response:
         if not response.ok:
@@ -393,7 +412,8 @@ async def fetch_json_returns_error(session, url):
 
 
 @wrong(check.fetch_json, "returns the text of a 2xx, not the parsed JSON",
-       rule="returns the parsed JSON of a 2xx")
+       rule="returns the parsed JSON of a 2xx",
+       problem="no-data")
 async def fetch_json_returns_text(session, url):
     async with session.get(url) as response:
         body = await response.text()
@@ -441,13 +461,15 @@ def api_session_manual_error(base_url):
 
 
 @wrong(check.api_session, "forgets raise_for_status: a session like any other",
-       rule="**every** 4xx or 5xx raises `ClientResponseError`")
+       rule="**every** 4xx or 5xx raises `ClientResponseError`",
+       problem="session-does-not-raise")
 def api_session_forgets_raise(base_url):
     return aiohttp.ClientSession(base_url)
 
 
 @wrong(check.api_session, "callback raises only for 5xx",
-       rule="**every** 4xx or 5xx raises")
+       rule="**every** 4xx or 5xx raises",
+       problem="session-does-not-raise")
 def api_session_only_5xx(base_url):
     async def check_status(response):
         if response.status >= 500:
@@ -457,7 +479,8 @@ def api_session_only_5xx(base_url):
 
 
 @wrong(check.api_session, "a plain (sync) callback: aiohttp awaits its None for a 2xx",
-       rule="returns a new `aiohttp.ClientSession` ... in which every 4xx or 5xx raises")
+       rule="returns a new `aiohttp.ClientSession` ... in which every 4xx or 5xx raises",
+       problem="sync-callback")
 def api_session_sync_callback(base_url):
     def check_status(response):
         response.raise_for_status()
@@ -465,20 +488,23 @@ def api_session_sync_callback(base_url):
     return aiohttp.ClientSession(base_url, raise_for_status=check_status)
 
 
-@wrong(check.api_session, "ignores base_url", rule="a new `aiohttp.ClientSession` for `base_url`")
+@wrong(check.api_session, "ignores base_url", rule="a new `aiohttp.ClientSession` for `base_url`",
+       problem="no-base-url")
 def api_session_ignores_base_url(base_url):
     return aiohttp.ClientSession(raise_for_status=True)
 
 
 @wrong(check.api_session, "returns a session already closed by its async with",
-       rule="returns a new `aiohttp.ClientSession` (The check closes the session)")
+       rule="returns a new `aiohttp.ClientSession` (The check closes the session)",
+       problem="session-closed")
 async def api_session_closed(base_url):
     async with aiohttp.ClientSession(base_url, raise_for_status=True) as session:
         return session
 
 
 @wrong(check.api_session, "callback raises ApiError instead of ClientResponseError",
-       rule="raises `ClientResponseError`")
+       rule="raises `ClientResponseError`",
+       problem="wrong-exception")
 def api_session_raises_api_error(base_url):
     async def check_status(response):
         if not response.ok:
@@ -488,7 +514,8 @@ def api_session_raises_api_error(base_url):
 
 
 @wrong(check.api_session, "callback raises for anything but 200, a 201 or 204 included",
-       rule="every 4xx or 5xx raises")
+       rule="every 4xx or 5xx raises",
+       problem="raises-for-success")
 def api_session_not_200(base_url):
     async def check_status(response):
         if response.status != 200:
@@ -501,7 +528,8 @@ def api_session_not_200(base_url):
 
 
 @wrong(check.api_session, "callback lets a 404 through as a normal 'not found'",
-       rule="**every** 4xx or 5xx raises")
+       rule="**every** 4xx or 5xx raises",
+       problem="session-does-not-raise")
 def api_session_lets_404_through(base_url):
     async def check_status(response):
         if response.status >= 400 and response.status != 404:
