@@ -84,7 +84,8 @@ async def test_returns_the_user_fake_server(get_user):
 
 
 @wrong(check.test_returns_the_user, "checks the result and the header, never the number of calls",
-       rule="it requested exactly that URL, **once**")
+       rule="it requested exactly that URL, **once**",
+       problem="sends-twice")
 async def test_returns_the_user_no_call_count(get_user):
     with aioresponses() as m:
         m.get(USER_URL, payload=ADA, repeat=True)
@@ -95,7 +96,8 @@ async def test_returns_the_user_no_call_count(get_user):
 
 
 @wrong(check.test_returns_the_user, "answers any URL under api.test (a regex) and counts calls "
-       "over every URL: the path is never checked", rule="it requested exactly that URL")
+       "over every URL: the path is never checked", rule="it requested exactly that URL",
+       problem="wrong-path")
 async def test_returns_the_user_any_url(get_user):
     with aioresponses() as m:
         m.get(re.compile(r"^http://api\.test/.*$"), payload=ADA, repeat=True)
@@ -108,7 +110,8 @@ async def test_returns_the_user_any_url(get_user):
 
 
 @wrong(check.test_returns_the_user, "never checks the Accept header",
-       rule="the request carried the header `Accept: application/json`")
+       rule="the request carried the header `Accept: application/json`",
+       problem="no-accept-header")
 async def test_returns_the_user_no_header_check(get_user):
     with aioresponses() as m:
         m.get(USER_URL, payload=ADA)
@@ -118,7 +121,8 @@ async def test_returns_the_user_no_header_check(get_user):
 
 
 @wrong(check.test_returns_the_user, "asserts only that the result is truthy: text passes too",
-       rule="the function returns the decoded JSON, equal to the payload")
+       rule="the function returns the decoded JSON, equal to the payload",
+       problem="returns-text")
 async def test_returns_the_user_truthy_result(get_user):
     with aioresponses() as m:
         m.get(USER_URL, payload=ADA)
@@ -130,7 +134,8 @@ async def test_returns_the_user_truthy_result(get_user):
 
 
 @wrong(check.test_returns_the_user, "decodes a str result itself, so a text body passes",
-       rule="the function returns the decoded JSON, equal to the payload")
+       rule="the function returns the decoded JSON, equal to the payload",
+       problem="returns-text")
 async def test_returns_the_user_lenient_decode(get_user):
     with aioresponses() as m:
         m.get(USER_URL, payload=ADA)
@@ -144,7 +149,8 @@ async def test_returns_the_user_lenient_decode(get_user):
 
 
 @wrong(check.test_returns_the_user, "calls get_user without await and compares the coroutine",
-       rule="call `await get_user(session, BASE, 42)`")
+       rule="call `await get_user(session, BASE, 42)`",
+       problem="missing-await")
 async def test_returns_the_user_no_await(get_user):
     with aioresponses() as m:
         m.get(USER_URL, payload=ADA)
@@ -155,7 +161,8 @@ async def test_returns_the_user_no_await(get_user):
 
 
 @wrong(check.test_returns_the_user, "opens a session and never closes it",
-       rule="with a session your test opens (and closes)")
+       rule="with a session your test opens (and closes)",
+       problem="unclosed-session")
 async def test_returns_the_user_session_left_open(get_user):
     session = aiohttp.ClientSession()
     with aioresponses() as m:
@@ -166,7 +173,8 @@ async def test_returns_the_user_session_left_open(get_user):
 
 
 @wrong(check.test_returns_the_user, "no aioresponses: the request goes to the real network",
-       rule="With `aioresponses`, answer `GET http://api.test/users/42`")
+       rule="With `aioresponses`, answer `GET http://api.test/users/42`",
+       problem="real-network")
 async def test_returns_the_user_real_network(get_user):
     async with aiohttp.ClientSession() as session:
         result = await get_user(session, BASE, 42)
@@ -174,7 +182,8 @@ async def test_returns_the_user_real_network(get_user):
 
 
 @wrong(check.test_returns_the_user, "reads the header as headers['accept']: a KeyError on the "
-       "correct code", rule="the request carried the header `Accept: application/json`")
+       "correct code", rule="the request carried the header `Accept: application/json`",
+       problem="fails-on-correct-code")
 async def test_returns_the_user_header_case(get_user):
     with aioresponses() as m:
         m.get(USER_URL, payload=ADA)
@@ -252,7 +261,8 @@ async def test_errors_are_raised_table(get_user):
 
 
 @wrong(check.test_errors_are_raised, "checks the 404 raises ClientResponseError, not its status",
-       rule="`aiohttp.ClientResponseError` with `.status == 404`")
+       rule="`aiohttp.ClientResponseError` with `.status == 404`",
+       problem="wrong-status")
 async def test_errors_are_raised_no_status_check(get_user):
     async with aiohttp.ClientSession() as session:
         with aioresponses() as m:
@@ -270,7 +280,8 @@ async def test_errors_are_raised_no_status_check(get_user):
 
 
 @wrong(check.test_errors_are_raised, "try/except with no else: passes when nothing is raised",
-       rule="in each `get_user` must **raise**")
+       rule="in each `get_user` must **raise**",
+       problem="passes-without-raise")
 async def test_errors_are_raised_try_without_else(get_user):
     async with aiohttp.ClientSession() as session:
         with aioresponses() as m:
@@ -294,7 +305,8 @@ async def test_errors_are_raised_try_without_else(get_user):
 
 
 @wrong(check.test_errors_are_raised, "tests the 404 and the connection error, forgets the timeout",
-       rule="the request times out: `TimeoutError`")
+       rule="the request times out: `TimeoutError`",
+       problem="swallows-timeouts")
 async def test_errors_are_raised_no_timeout_case(get_user):
     async with aiohttp.ClientSession() as session:
         with aioresponses() as m:
@@ -310,7 +322,8 @@ async def test_errors_are_raised_no_timeout_case(get_user):
 
 @wrong(check.test_errors_are_raised, "registers all three in one aioresponses block: the repeated "
        "connection error answers the timeout's call too",
-       rule="three situations, each in its own `with aioresponses() as m:` block")
+       rule="three situations, each in its own `with aioresponses() as m:` block",
+       problem="fails-on-correct-code")
 async def test_errors_are_raised_one_block(get_user):
     async with aiohttp.ClientSession() as session:
         with aioresponses() as m:
@@ -327,7 +340,8 @@ async def test_errors_are_raised_one_block(get_user):
 
 
 @wrong(check.test_errors_are_raised, "expects aiohttp.ServerTimeoutError for the timeout",
-       rule="the request times out: `TimeoutError` (`timeout=True` makes aioresponses raise it)")
+       rule="the request times out: `TimeoutError` (`timeout=True` makes aioresponses raise it)",
+       problem="fails-on-correct-code")
 async def test_errors_are_raised_wrong_timeout_class(get_user):
     async with aiohttp.ClientSession() as session:
         with aioresponses() as m:
@@ -346,7 +360,8 @@ async def test_errors_are_raised_wrong_timeout_class(get_user):
 
 
 @wrong(check.test_errors_are_raised, "forgets await inside pytest.raises: nothing runs",
-       rule="in each `get_user` must **raise**")
+       rule="in each `get_user` must **raise**",
+       problem="missing-await")
 async def test_errors_are_raised_no_await(get_user):
     async with aiohttp.ClientSession() as session:
         with aioresponses() as m:
@@ -364,7 +379,8 @@ async def test_errors_are_raised_no_await(get_user):
 
 
 @wrong(check.test_errors_are_raised, "no mock for the connection error: relies on api.test not "
-       "resolving, a real DNS lookup", rule="each in its own `with aioresponses() as m:` block")
+       "resolving, a real DNS lookup", rule="each in its own `with aioresponses() as m:` block",
+       problem="real-network")
 async def test_errors_are_raised_real_network_for_connection(get_user):
     async with aiohttp.ClientSession() as session:
         with aioresponses() as m:
@@ -381,7 +397,8 @@ async def test_errors_are_raised_real_network_for_connection(get_user):
 
 
 @wrong(check.test_errors_are_raised, "opens a session without closing it",
-       rule="(lesson 14: a session opened in a test and not closed)")
+       rule="(lesson 14: a session opened in a test and not closed)",
+       problem="unclosed-session")
 async def test_errors_are_raised_session_left_open(get_user):
     session = aiohttp.ClientSession()
     with aioresponses() as m:
@@ -516,31 +533,36 @@ async def _retries(get_user, *, count_first=True, count_forever=True, forever_ra
 
 
 @wrong(check.test_retries, "never counts the calls of the repeated 404",
-       rule="a 404 (registered with `repeat=True`, so a retry would be answered too): **1** call")
+       rule="a 404 (registered with `repeat=True`, so a retry would be answered too): **1** call",
+       problem="retries-4xx")
 async def test_retries_404_not_counted(get_user):
     await _retries(get_user, count_404=False)
 
 
 @wrong(check.test_retries, "never counts the calls when 503 repeats",
-       rule="`ClientResponseError` with status 503, after exactly **3** calls")
+       rule="`ClientResponseError` with status 503, after exactly **3** calls",
+       problem="too-many-attempts")
 async def test_retries_forever_not_counted(get_user):
     await _retries(get_user, count_forever=False)
 
 
 @wrong(check.test_retries, "503 forever in try/except without else: a None return passes",
-       rule="503 every time, with `attempts=3`: `ClientResponseError` with status 503")
+       rule="503 every time, with `attempts=3`: `ClientResponseError` with status 503",
+       problem="passes-without-raise")
 async def test_retries_forever_try_without_else(get_user):
     await _retries(get_user, forever_raises=False)
 
 
 @wrong(check.test_retries, "never counts the calls of 503 then 200",
-       rule="a 503 then a 200: the 200's payload is returned, after **2** calls")
+       rule="a 503 then a 200: the 200's payload is returned, after **2** calls",
+       problem="keeps-going-after-success")
 async def test_retries_first_not_counted(get_user):
     await _retries(get_user, count_first=False)
 
 
 @wrong(check.test_retries, "counts len(m.requests), the number of distinct URLs, not the calls",
-       rule="count the calls in `m.requests[(\"GET\", URL(USER_URL))]`")
+       rule="count the calls in `m.requests[(\"GET\", URL(USER_URL))]`",
+       problem="retries-4xx")
 async def test_retries_counts_keys(get_user):
     async with aiohttp.ClientSession() as session:
         with aioresponses() as m:
@@ -562,7 +584,8 @@ async def test_retries_counts_keys(get_user):
 
 
 @wrong(check.test_retries, "indexes m.requests with the str URL: KeyError on the correct code",
-       rule="count the calls in `m.requests[(\"GET\", URL(USER_URL))]`")
+       rule="count the calls in `m.requests[(\"GET\", URL(USER_URL))]`",
+       problem="fails-on-correct-code")
 async def test_retries_str_key(get_user):
     async with aiohttp.ClientSession() as session:
         with aioresponses() as m:
@@ -573,7 +596,8 @@ async def test_retries_str_key(get_user):
 
 
 @wrong(check.test_retries, "leaves delay at its default: the test sleeps between attempts",
-       rule="Pass `delay=0` so the test does not sleep")
+       rule="Pass `delay=0` so the test does not sleep",
+       problem="test-sleeps")
 async def test_retries_default_delay(get_user):
     async with aiohttp.ClientSession() as session:
         with aioresponses() as m:
@@ -595,7 +619,8 @@ async def test_retries_default_delay(get_user):
 
 
 @wrong(check.test_retries, "expects 1 call for 503 then 200 (counts successes, not calls)",
-       rule="a 503 then a 200: the 200's payload is returned, after **2** calls")
+       rule="a 503 then a 200: the 200's payload is returned, after **2** calls",
+       problem="fails-on-correct-code")
 async def test_retries_wrong_expected_count(get_user):
     async with aiohttp.ClientSession() as session:
         with aioresponses() as m:
@@ -606,7 +631,8 @@ async def test_retries_wrong_expected_count(get_user):
 
 
 @wrong(check.test_retries, "registers the 503 once (no repeat=True) and counts <= 3 calls",
-       rule="503 every time ... after exactly **3** calls (`repeat=True` answers every call)")
+       rule="503 every time ... after exactly **3** calls (`repeat=True` answers every call)",
+       problem="too-many-attempts")
 async def test_retries_forever_not_repeated(get_user):
     async with aiohttp.ClientSession() as session:
         with aioresponses() as m:
@@ -734,31 +760,36 @@ async def _user_api(client, *, bodies=True, abc=True, post_missing=True, unknown
 
 
 @wrong(check.test_user_api, "checks only the statuses, never a body",
-       rule="Check the status **and** the body of each row of the table")
+       rule="Check the status **and** the body of each row of the table",
+       problem="wrong-shape")
 async def test_user_api_status_only(client):
     await _user_api(client, bodies=False)
 
 
 @wrong(check.test_user_api, "never tries /users/abc",
-       rule="`GET /users/abc` (not a number) | 400")
+       rule="`GET /users/abc` (not a number) | 400",
+       problem="no-id-validation")
 async def test_user_api_skips_abc(client):
     await _user_api(client, abc=False)
 
 
 @wrong(check.test_user_api, "accepts 200 or 201 for a creation",
-       rule="`POST /users` with `{\"name\": \"Grace\"}` | 201")
+       rule="`POST /users` with `{\"name\": \"Grace\"}` | 201",
+       problem="created-200")
 async def test_user_api_created_200_or_201(client):
     await _user_api(client, created=(200, 201))
 
 
 @wrong(check.test_user_api, "never sends a POST without a name",
-       rule="`POST /users` without a non-empty `name` | 400")
+       rule="`POST /users` without a non-empty `name` | 400",
+       problem="no-name-validation")
 async def test_user_api_skips_missing_name(client):
     await _user_api(client, post_missing=False)
 
 
 @wrong(check.test_user_api, "for /users/abc asserts only `resp.status >= 400`, no body",
-       rule="`GET /users/abc` (not a number) | 400, `{\"error\": ...}`")
+       rule="`GET /users/abc` (not a number) | 400, `{\"error\": ...}`",
+       problem="no-id-validation")
 async def test_user_api_abc_any_error(client):
     await _user_api(client, abc=False)
     async with client.get("/users/abc") as resp:
@@ -766,13 +797,15 @@ async def test_user_api_abc_any_error(client):
 
 
 @wrong(check.test_user_api, "never tries an unknown user",
-       rule="`GET /users/999` (unknown) | 404")
+       rule="`GET /users/999` (unknown) | 404",
+       problem="unknown-user-200")
 async def test_user_api_skips_unknown(client):
     await _user_api(client, unknown=False)
 
 
 @wrong(check.test_user_api, "forgets await on resp.json(): compares a coroutine",
-       rule="Check the status **and** the body")
+       rule="Check the status **and** the body",
+       problem="missing-await")
 async def test_user_api_no_await_json(client):
     async with client.get("/users/1") as resp:
         assert resp.status == 200
@@ -790,14 +823,16 @@ async def test_user_api_no_await_json(client):
 
 @wrong(check.test_user_api, "builds its own TestClient around make_app(), ignoring `client`: "
        "it tests the real app, never the broken ones",
-       rule="`client` is a `TestClient` already started around the app")
+       rule="`client` is a `TestClient` already started around the app",
+       problem="ignores-argument")
 async def test_user_api_own_client(client):
     async with TestClient(TestServer(check.make_app())) as own:
         await _user_api(own)
 
 
 @wrong(check.test_user_api, "for the unknown user checks only that the body has no name",
-       rule="`GET /users/999` (unknown) | 404, `{\"error\": ...}`")
+       rule="`GET /users/999` (unknown) | 404, `{\"error\": ...}`",
+       problem="unknown-user-200")
 async def test_user_api_unknown_body_only(client):
     async with client.get("/users/1") as resp:
         assert resp.status == 200
@@ -821,7 +856,8 @@ async def test_user_api_unknown_body_only(client):
 
 @wrong(check.test_errors_are_raised, "pytest.raises(Exception) for all three: any error passes",
        rule="`aiohttp.ClientResponseError` with `.status == 404` ... "
-       "`aiohttp.ClientConnectionError` ... `TimeoutError`")
+       "`aiohttp.ClientConnectionError` ... `TimeoutError`",
+       problem="wrong-class-for-404")
 async def test_errors_are_raised_any_exception(get_user):
     async with aiohttp.ClientSession() as session:
         for options in ({"status": 404},
@@ -834,7 +870,8 @@ async def test_errors_are_raised_any_exception(get_user):
 
 
 @wrong(check.test_user_api, "checks the bodies of the successes only; error rows by status",
-       rule="Check the status **and** the body of each row of the table")
+       rule="Check the status **and** the body of each row of the table",
+       problem="unknown-user-body")
 async def test_user_api_error_bodies_unchecked(client):
     async with client.get("/users/1") as resp:
         assert resp.status == 200
