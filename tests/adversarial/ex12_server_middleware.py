@@ -108,7 +108,8 @@ async def error_middleware_httperror_branch(request, handler):
 
 
 @wrong(check.error_middleware, "catches every exception: a 404, 400 or 405 becomes a 500",
-       rule="lets every `web.HTTPException` keep its status")
+       rule="lets every `web.HTTPException` keep its status",
+       problem="http-error-to-500")
 @web.middleware
 async def error_middleware_catches_everything(request, handler):
     try:
@@ -120,7 +121,8 @@ async def error_middleware_catches_everything(request, handler):
 
 
 @wrong(check.error_middleware, "re-raises only web.HTTPError: a redirect becomes a 500",
-       rule="and a redirect too (`HTTPFound` is an `HTTPException` with status 302)")
+       rule="and a redirect too (`HTTPFound` is an `HTTPException` with status 302)",
+       problem="redirect-broken")
 @web.middleware
 async def error_middleware_reraises_httperror_only(request, handler):
     try:
@@ -134,7 +136,8 @@ async def error_middleware_reraises_httperror_only(request, handler):
 
 
 @wrong(check.error_middleware, "puts str(exc) in the 500's body",
-       rule="a generic message that says nothing about the exception (no message, ...)")
+       rule="a generic message that says nothing about the exception (no message, ...)",
+       problem="leaks-details")
 @web.middleware
 async def error_middleware_leaks_message(request, handler):
     try:
@@ -148,7 +151,8 @@ async def error_middleware_leaks_message(request, handler):
 
 
 @wrong(check.error_middleware, "names the exception's type in the body",
-       rule="a generic message that says nothing about the exception (... no type ...)")
+       rule="a generic message that says nothing about the exception (... no type ...)",
+       problem="leaks-details")
 @web.middleware
 async def error_middleware_leaks_type(request, handler):
     try:
@@ -164,7 +168,8 @@ async def error_middleware_leaks_type(request, handler):
 
 
 @wrong(check.error_middleware, "sends the traceback in an X-Debug header",
-       rule="says nothing about the exception (no message, no type, no traceback)")
+       rule="says nothing about the exception (no message, no type, no traceback)",
+       problem="leaks-details")
 @web.middleware
 async def error_middleware_traceback_header(request, handler):
     try:
@@ -180,7 +185,8 @@ async def error_middleware_traceback_header(request, handler):
 
 
 @wrong(check.error_middleware, "answers the JSON 500 but logs nothing",
-       rule="logs the traceback on the server with that id: `errors_log.exception(...)`")
+       rule="logs the traceback on the server with that id: `errors_log.exception(...)`",
+       problem="traceback-not-logged")
 @web.middleware
 async def error_middleware_logs_nothing(request, handler):
     try:
@@ -192,7 +198,8 @@ async def error_middleware_logs_nothing(request, handler):
 
 
 @wrong(check.error_middleware, "logs with errors_log.error(...): the traceback is not attached",
-       rule="logs the traceback on the server with that id: `errors_log.exception(...)`")
+       rule="logs the traceback on the server with that id: `errors_log.exception(...)`",
+       problem="traceback-not-logged")
 @web.middleware
 async def error_middleware_logs_without_traceback(request, handler):
     try:
@@ -206,7 +213,8 @@ async def error_middleware_logs_without_traceback(request, handler):
 
 
 @wrong(check.error_middleware, "logs the traceback, but without the error id in the message",
-       rule="with the id in the message")
+       rule="with the id in the message",
+       problem="id-not-logged")
 @web.middleware
 async def error_middleware_log_without_id(request, handler):
     try:
@@ -219,7 +227,8 @@ async def error_middleware_log_without_id(request, handler):
 
 
 @wrong(check.error_middleware, "logs one uuid and sends another: the two ids differ",
-       rule="logs the traceback on the server with that id")
+       rule="logs the traceback on the server with that id",
+       problem="id-not-logged")
 @web.middleware
 async def error_middleware_two_different_ids(request, handler):
     try:
@@ -235,7 +244,8 @@ _ERROR_ID = uuid.uuid4().hex
 
 
 @wrong(check.error_middleware, "the error id is made once, at import: every error has the same",
-       rule="an `error_id` that is new for each error")
+       rule="an `error_id` that is new for each error",
+       problem="same-error-id")
 @web.middleware
 async def error_middleware_constant_id(request, handler):
     try:
@@ -248,7 +258,8 @@ async def error_middleware_constant_id(request, handler):
 
 
 @wrong(check.error_middleware, "returns the HTTPException instead of re-raising it",
-       rule="Re-raise it with `raise` ... (returning the exception object instead is deprecated")
+       rule="Re-raise it with `raise` ... (returning the exception object instead is deprecated",
+       problem="returns-http-exception")
 @web.middleware
 async def error_middleware_returns_http_exception(request, handler):
     try:
@@ -262,7 +273,8 @@ async def error_middleware_returns_http_exception(request, handler):
 
 
 @wrong(check.error_middleware, "converts HTTP errors to JSON and drops their headers: no Allow",
-       rule="return a JSON response with the exception's status **and its headers**")
+       rule="return a JSON response with the exception's status **and its headers**",
+       problem="lost-headers")
 @web.middleware
 async def error_middleware_converts_without_headers(request, handler):
     try:
@@ -279,7 +291,8 @@ async def error_middleware_converts_without_headers(request, handler):
 
 @wrong(check.error_middleware, "converts with headers=exc.headers, Content-Type included: "
        "json_response raises ValueError for every HTTP error",
-       rule="return a JSON response with the exception's status **and its headers**")
+       rule="return a JSON response with the exception's status **and its headers**",
+       problem="middleware-crashed")
 @web.middleware
 async def error_middleware_copies_content_type(request, handler):
     try:
@@ -295,7 +308,8 @@ async def error_middleware_copies_content_type(request, handler):
 
 
 @wrong(check.error_middleware, "converts every HTTPException to JSON, redirects too: the 302 "
-       "gets a JSON error body", rule="leave statuses below 400 as they are")
+       "gets a JSON error body", rule="leave statuses below 400 as they are",
+       problem="redirect-converted")
 @web.middleware
 async def error_middleware_converts_redirects(request, handler):
     try:
@@ -311,7 +325,8 @@ async def error_middleware_converts_redirects(request, handler):
 
 @wrong(check.error_middleware, "raises web.HTTPInternalServerError(): a text/plain 500, no id",
        rule='turns any other exception into `web.json_response({"error": ..., "error_id": ...}, '
-       'status=500)`')
+       'status=500)`',
+       problem="not-json-500")
 @web.middleware
 async def error_middleware_plain_500(request, handler):
     try:
@@ -324,7 +339,8 @@ async def error_middleware_plain_500(request, handler):
 
 
 @wrong(check.error_middleware, "forgets `return`: the handler's response is dropped",
-       rule="returns the handler's response unchanged when it succeeds")
+       rule="returns the handler's response unchanged when it succeeds",
+       problem="breaks-success")
 @web.middleware
 async def error_middleware_forgets_return(request, handler):
     try:
@@ -437,7 +453,8 @@ async def timing_middleware_ns(request, handler):
 
 
 @wrong(check.timing_middleware, "sets the header only on successes: a raised 404/405 has none",
-       rule="adds a timing header ... to every response it can ... the errors included")
+       rule="adds a timing header ... to every response it can ... the errors included",
+       problem="no-header-on-errors")
 @web.middleware
 async def timing_middleware_header_on_success_only(request, handler):
     request[START] = time.perf_counter()
@@ -457,7 +474,8 @@ async def timing_middleware_header_on_success_only(request, handler):
 
 
 @wrong(check.timing_middleware, "logs after `await handler` with no finally: failures not logged",
-       rule="for failed requests too (a `finally:` block runs in every case)")
+       rule="for failed requests too (a `finally:` block runs in every case)",
+       problem="not-logged-on-error")
 @web.middleware
 async def timing_middleware_logs_success_only(request, handler):
     request[START] = time.perf_counter()
@@ -497,23 +515,24 @@ def _timed_with(name: str, clock, key, scale: float = 1000.0, header_unit: str =
 
 timing_middleware_seconds = wrong(
     check.timing_middleware, "reports seconds, not milliseconds: dur=0.031 for 31 ms",
-    rule="adds a timing header in **milliseconds**",
+    rule="adds a timing header in **milliseconds**", problem="seconds-not-ms",
 )(_timed_with("timing_middleware_seconds", time.perf_counter, START, scale=1.0))
 
 timing_middleware_wall_clock = wrong(
     check.timing_middleware, "times with time.time(), the adjustable wall clock",
-    rule="`request[START] = time.perf_counter()`",
+    rule="`request[START] = time.perf_counter()`", problem="wall-clock",
 )(_timed_with("timing_middleware_wall_clock", time.time, START))
 
 timing_middleware_string_key = wrong(
     check.timing_middleware, "stores the start under the string key request['start']",
     rule="stores the start time on the request with the typed key `START` ... not with a "
-    "string key",
+    "string key", problem="string-key",
 )(_timed_with("timing_middleware_string_key", time.perf_counter, "start"))
 
 
 @wrong(check.timing_middleware, "operator precedence: perf_counter() - start * 1000",
-       rule="adds a timing header in **milliseconds**")
+       rule="adds a timing header in **milliseconds**",
+       problem="wrong-value")
 @web.middleware
 async def timing_middleware_precedence_bug(request, handler):
     request[START] = time.perf_counter()
@@ -534,7 +553,8 @@ async def timing_middleware_precedence_bug(request, handler):
 
 @wrong(check.timing_middleware, "logs method, path and duration, but not the status",
        rule="logs one line per request ... holding the method, the path, the status and the "
-       "duration")
+       "duration",
+       problem="log-missing-status")
 @web.middleware
 async def timing_middleware_log_without_status(request, handler):
     request[START] = time.perf_counter()
@@ -553,7 +573,8 @@ async def timing_middleware_log_without_status(request, handler):
 
 
 @wrong(check.timing_middleware, "logs a line on the way in and one on the way out",
-       rule="logs one line per request")
+       rule="logs one line per request",
+       problem="logged-twice")
 @web.middleware
 async def timing_middleware_two_lines(request, handler):
     request[START] = time.perf_counter()
@@ -574,7 +595,8 @@ async def timing_middleware_two_lines(request, handler):
 
 
 @wrong(check.timing_middleware, "prints the access line instead of logging it with access_log",
-       rule="logs one line per request with `access_log`")
+       rule="logs one line per request with `access_log`",
+       problem="printed-not-logged")
 @web.middleware
 async def timing_middleware_prints(request, handler):
     request[START] = time.perf_counter()
@@ -593,7 +615,8 @@ async def timing_middleware_prints(request, handler):
 
 
 @wrong(check.timing_middleware, "returns the HTTPException instead of re-raising it",
-       rule="set the header on it and re-raise it")
+       rule="set the header on it and re-raise it",
+       problem="returns-http-exception")
 @web.middleware
 async def timing_middleware_returns_exception(request, handler):
     request[START] = time.perf_counter()
@@ -608,7 +631,8 @@ async def timing_middleware_returns_exception(request, handler):
 
 
 @wrong(check.timing_middleware, "takes the start time after the handler returned: ~0 ms",
-       rule="stores the start time on the request ... (`request[START] = time.perf_counter()`)")
+       rule="stores the start time on the request ... (`request[START] = time.perf_counter()`)",
+       problem="measures-nothing")
 @web.middleware
 async def timing_middleware_starts_late(request, handler):
     response = None
@@ -652,19 +676,22 @@ def create_app_appended():
 
 @wrong(check.create_app, "the error middleware outside timing: a crash's 500 is not timed",
        rule="Choose the order so that the 500 the error middleware makes of a crash is still "
-       "timed and logged with its status")
+       "timed and logged with its status",
+       problem="wrong-order")
 def create_app_reversed():
     return web.Application(middlewares=[error_middleware_reraise, timing_middleware_finally])
 
 
 @wrong(check.create_app, "installs only the error middleware",
-       rule="returns a `web.Application` with your two middlewares installed")
+       rule="returns a `web.Application` with your two middlewares installed",
+       problem="missing-timing-middleware")
 def create_app_error_only():
     return web.Application(middlewares=[error_middleware_reraise])
 
 
 @wrong(check.create_app, "installs only the timing middleware",
-       rule="returns a `web.Application` with your two middlewares installed")
+       rule="returns a `web.Application` with your two middlewares installed",
+       problem="missing-error-middleware")
 def create_app_timing_only():
     return web.Application(middlewares=[timing_middleware_finally])
 
@@ -677,13 +704,15 @@ async def _undecorated_timing(request, handler):
 
 
 @wrong(check.create_app, "a timing middleware without @web.middleware: taken for a factory",
-       rule="The `@web.middleware` line ... keep it")
+       rule="The `@web.middleware` line ... keep it",
+       problem="not-decorated")
 def create_app_undecorated():
     return web.Application(middlewares=[_undecorated_timing, error_middleware_reraise])
 
 
 @wrong(check.create_app, "right order, but the timing middleware skips raised HTTP errors",
-       rule="timed and logged with its status (task 2: the errors included)")
+       rule="timed and logged with its status (task 2: the errors included)",
+       problem="not-logged-on-error")
 def create_app_timing_skips_errors():
     return web.Application(
         middlewares=[timing_middleware_logs_success_only, error_middleware_reraise]
@@ -691,7 +720,8 @@ def create_app_timing_skips_errors():
 
 
 @wrong(check.create_app, "right order, but the error middleware turns a 404 into a 500",
-       rule="your two middlewares (task 1: every HTTPException keeps its status)")
+       rule="your two middlewares (task 1: every HTTPException keeps its status)",
+       problem="http-error-to-500")
 def create_app_error_catches_all():
     return web.Application(
         middlewares=[timing_middleware_finally, error_middleware_catches_everything]
@@ -699,7 +729,8 @@ def create_app_error_catches_all():
 
 
 @wrong(check.create_app, "timing listed twice, before and after the error middleware",
-       rule="the 500 ... is still timed and logged with its status (one line per request)")
+       rule="the 500 ... is still timed and logged with its status (one line per request)",
+       problem="logged-twice")
 def create_app_timing_twice():
     return web.Application(
         middlewares=[timing_middleware_finally, error_middleware_reraise,
@@ -711,7 +742,8 @@ def create_app_timing_twice():
 
 
 @wrong(check.error_middleware, "puts the formatted traceback in the 500's body, as 'detail'",
-       rule="says nothing about the exception (no message, no type, no traceback)")
+       rule="says nothing about the exception (no message, no type, no traceback)",
+       problem="leaks-details")
 @web.middleware
 async def error_middleware_traceback_in_body(request, handler):
     try:
@@ -727,7 +759,8 @@ async def error_middleware_traceback_in_body(request, handler):
 
 
 @wrong(check.error_middleware, "sends the error id in an X-Error-Id header, not in the JSON body",
-       rule='`web.json_response({"error": ..., "error_id": ...}, status=500)`')
+       rule='`web.json_response({"error": ..., "error_id": ...}, status=500)`',
+       problem="no-error-id")
 @web.middleware
 async def error_middleware_id_in_header(request, handler):
     try:
@@ -764,7 +797,8 @@ async def timing_middleware_rel_url(request, handler):
 
 
 @wrong(check.timing_middleware, "logs at DEBUG: an INFO-level logger drops every line",
-       rule="logs one line per request with `access_log` (lesson: a server logs at INFO)")
+       rule="logs one line per request with `access_log` (lesson: a server logs at INFO)",
+       problem="logged-at-debug")
 @web.middleware
 async def timing_middleware_debug_level(request, handler):
     request[START] = time.perf_counter()
