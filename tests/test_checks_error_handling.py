@@ -624,6 +624,24 @@ def api_session_ge_300(base_url):
     return aiohttp.ClientSession(base_url=base_url, raise_for_status=check_status)
 
 
+# --- the stubs: "not implemented yet", whatever the check catches on the way ----------------
+
+
+@wrong(check.safe_fetch, "the stub", problem="not-implemented")
+async def safe_fetch_stub(session, url):
+    raise NotImplementedError("your code here")
+
+
+@wrong(check.fetch_json, "the stub", problem="not-implemented")
+async def fetch_json_stub(session, url):
+    raise NotImplementedError("your code here")
+
+
+@wrong(check.api_session, "the stub", problem="not-implemented")
+def api_session_stub(base_url):
+    raise NotImplementedError("your code here")
+
+
 # --- every answer, and the messages that matter -------------------------------------------
 
 
@@ -670,3 +688,4 @@ def test_api_session_lists_the_statuses_that_did_not_raise():
 def test_verdicts_repeat():
     first = check.safe_fetch.diagnose(safe_fetch_socket_timeout_only)
     assert first == check.safe_fetch.diagnose(safe_fetch_socket_timeout_only)
+

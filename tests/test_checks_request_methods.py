@@ -782,6 +782,21 @@ async def rename_returns_status(session, url, title, etag, user, password):
         return response.status
 
 
+@wrong(check.create_book, "the stub", problem="not-implemented")
+async def create_book_stub(session, url, book):
+    raise NotImplementedError("your code here")
+
+
+@wrong(check.send_feedback, "the stub", problem="not-implemented")
+async def send_feedback_stub(session, url, name, message):
+    raise NotImplementedError("your code here")
+
+
+@wrong(check.rename_book, "the stub", problem="not-implemented")
+async def rename_book_stub(session, url, title, etag, user, password):
+    raise NotImplementedError("your code here")
+
+
 # --- every answer, and the messages that matter -------------------------------------------
 
 

@@ -435,7 +435,7 @@ async def _run_case(learner: Any, app: web.Application, extra: str, case: _Case)
         holder = await _fill_the_pool(session, app, extra) if case.pool_full else None
         try:
             run.result = await call_async("safe_fetch", learner, session, case.url)
-        except Mistake:
+        except (Mistake, NotImplementedError):
             raise
         except Exception as error:  # judged with the others, in the task's order
             run.error = error
@@ -685,7 +685,7 @@ class _BuggySession:
 async def _expect_bug_to_raise(learner: Any) -> None:
     try:
         result = await call_async("safe_fetch", learner, _BuggySession(), "http://example.invalid/")
-    except Mistake:
+    except (Mistake, NotImplementedError):
         raise
     except Exception:
         return  # it raised (_PlantedBug, or what the learner made of it): as a bug should
@@ -814,7 +814,7 @@ async def fetch_json(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
         async with aiohttp.ClientSession() as session:
             try:
                 returned = await call_async("fetch_json", learner, session, refused_url("/get"))
-            except Mistake:
+            except (Mistake, NotImplementedError):
                 raise
             except Exception:
                 pass
@@ -836,7 +836,7 @@ async def _judge_fetch(
 ) -> None:
     try:
         returned = await call_async("fetch_json", learner, session, url)
-    except Mistake:
+    except (Mistake, NotImplementedError):
         raise
     except ApiError as error:
         if answer.status < 400:
