@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import random
 from collections import Counter
@@ -246,11 +247,16 @@ def _await_frames(task: asyncio.Task[Any]) -> list[Any]:
         frame = frame or getattr(coro, "ag_frame", None)
         if frame is not None:
             frames.append(frame)
-        coro = (
+        awaited = (
             getattr(coro, "cr_await", None)
             or getattr(coro, "gi_yieldfrom", None)
             or getattr(coro, "ag_await", None)
         )
+        if type(awaited).__name__ == "coroutine_wrapper":
+            # `await obj` where obj.__await__() returns a coroutine's wrapper (aiohttp's
+            # `await session.get(url)`): the wrapper refers to the coroutine, nothing else.
+            awaited = next((r for r in gc.get_referents(awaited) if inspect.iscoroutine(r)), None)
+        coro = awaited
     return frames
 
 

@@ -60,7 +60,8 @@ async def fetch_all_as_completed_indexed(urls):
 
 
 @wrong(check.fetch_all, "a session per request (the seed's bad_fetch)",
-       rule="open **one** `ClientSession`")
+       rule="open **one** `ClientSession`",
+       problem="session-per-request")
 async def fetch_all_session_per_request(urls):
     async def one(url):
         async with aiohttp.ClientSession() as session:
@@ -70,14 +71,16 @@ async def fetch_all_session_per_request(urls):
 
 
 @wrong(check.fetch_all, "one session, but awaits the requests one by one",
-       rule="run the requests **concurrently**, not one after another")
+       rule="run the requests **concurrently**, not one after another",
+       problem="sequential")
 async def fetch_all_sequential(urls):
     async with aiohttp.ClientSession() as session:
         return [await _text(session, url) for url in urls]
 
 
 @wrong(check.fetch_all, "appends bodies in completion order",
-       rule="in the same order as `urls`")
+       rule="in the same order as `urls`",
+       problem="wrong-order")
 async def fetch_all_completion_order(urls):
     bodies = []
     async with aiohttp.ClientSession() as session:
@@ -87,14 +90,16 @@ async def fetch_all_completion_order(urls):
 
 
 @wrong(check.fetch_all, "never closes the session",
-       rule="open **one** `ClientSession` and close it before returning")
+       rule="open **one** `ClientSession` and close it before returning",
+       problem="session-left-open")
 async def fetch_all_never_closed(urls):
     session = aiohttp.ClientSession()
     return await asyncio.gather(*(_text(session, url) for url in urls))
 
 
 @wrong(check.fetch_all, "closes the session only when every request succeeds",
-       rule="open one ClientSession and close it before returning")
+       rule="open one ClientSession and close it before returning",
+       problem="session-left-open-on-error")
 async def fetch_all_close_only_on_success(urls):
     session = aiohttp.ClientSession()
     bodies = await asyncio.gather(*(_text(session, url) for url in urls))
@@ -103,7 +108,8 @@ async def fetch_all_close_only_on_success(urls):
 
 
 @wrong(check.fetch_all, "returns bytes (read()) instead of text",
-       rule="returns the response bodies as text")
+       rule="returns the response bodies as text",
+       problem="bytes-not-text")
 async def fetch_all_bytes(urls):
     async def one(session, url):
         async with session.get(url) as response:
@@ -114,7 +120,8 @@ async def fetch_all_bytes(urls):
 
 
 @wrong(check.fetch_all, "copies a pool setting, TCPConnector(limit=1): requests queue one by one",
-       rule="run the requests **concurrently**, not one after another")
+       rule="run the requests **concurrently**, not one after another",
+       problem="sequential")
 async def fetch_all_limit_one(urls):
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
         return await asyncio.gather(*(_text(session, url) for url in urls))
@@ -124,7 +131,8 @@ _shared: dict[str, aiohttp.ClientSession] = {}
 
 
 @wrong(check.fetch_all, "keeps one module-level session for every call and never closes it",
-       rule="open **one** `ClientSession` and close it before returning")
+       rule="open **one** `ClientSession` and close it before returning",
+       problem="session-left-open")
 async def fetch_all_global_session(urls):
     if "session" not in _shared or _shared["session"].closed:
         _shared["session"] = aiohttp.ClientSession()
@@ -133,7 +141,8 @@ async def fetch_all_global_session(urls):
 
 
 @wrong(check.fetch_all, "return_exceptions=True: a failed request becomes an exception in the list",
-       rule="returns the response bodies as text")
+       rule="returns the response bodies as text",
+       problem="error-swallowed")
 async def fetch_all_return_exceptions(urls):
     async with aiohttp.ClientSession() as session:
         return await asyncio.gather(*(_text(session, url) for url in urls),
@@ -177,7 +186,8 @@ def make_api_session_extras(base_url, token):
 
 
 @wrong(check.make_api_session, "declared async def: returns a coroutine, not a session",
-       rule="**returns** (does not close) a `ClientSession`")
+       rule="**returns** (does not close) a `ClientSession`",
+       problem="async-def")
 async def make_api_session_async(base_url, token):
     return aiohttp.ClientSession(
         base_url=base_url,
@@ -186,7 +196,8 @@ async def make_api_session_async(base_url, token):
 
 
 @wrong(check.make_api_session, "Authorization carries the token without the Bearer scheme",
-       rule="every request carries `Authorization: Bearer <token>`")
+       rule="every request carries `Authorization: Bearer <token>`",
+       problem="wrong-auth-header")
 def make_api_session_no_scheme(base_url, token):
     return aiohttp.ClientSession(
         base_url=base_url, headers={"Authorization": token, "Accept": "application/json"}
@@ -194,13 +205,15 @@ def make_api_session_no_scheme(base_url, token):
 
 
 @wrong(check.make_api_session, "forgot the Accept header",
-       rule="every request carries ... `Accept: application/json`")
+       rule="every request carries ... `Accept: application/json`",
+       problem="wrong-accept-header")
 def make_api_session_no_accept(base_url, token):
     return aiohttp.ClientSession(base_url=base_url, headers={"Authorization": f"Bearer {token}"})
 
 
 @wrong(check.make_api_session, "Content-Type: application/json where Accept was asked",
-       rule="every request carries ... `Accept: application/json`")
+       rule="every request carries ... `Accept: application/json`",
+       problem="wrong-accept-header")
 def make_api_session_content_type(base_url, token):
     return aiohttp.ClientSession(
         base_url=base_url,
@@ -209,7 +222,8 @@ def make_api_session_content_type(base_url, token):
 
 
 @wrong(check.make_api_session, "hard-codes the lesson's demo token, ignores `token`",
-       rule="`Authorization: Bearer <token>`")
+       rule="`Authorization: Bearer <token>`",
+       problem="wrong-auth-header")
 def make_api_session_demo_token(base_url, token):
     return aiohttp.ClientSession(
         base_url=base_url,
@@ -218,7 +232,8 @@ def make_api_session_demo_token(base_url, token):
 
 
 @wrong(check.make_api_session, "no base_url: relative paths cannot be resolved",
-       rule="`session.get(\"/headers\")` goes to `base_url` + `/headers`")
+       rule="`session.get(\"/headers\")` goes to `base_url` + `/headers`",
+       problem="no-base-url")
 def make_api_session_no_base_url(base_url, token):
     return aiohttp.ClientSession(
         headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -226,7 +241,8 @@ def make_api_session_no_base_url(base_url, token):
 
 
 @wrong(check.make_api_session, "puts the headers in the cookies",
-       rule="every request carries `Authorization: Bearer <token>` and `Accept: ...`")
+       rule="every request carries `Authorization: Bearer <token>` and `Accept: ...`",
+       problem="no-auth-header")
 def make_api_session_cookies(base_url, token):
     return aiohttp.ClientSession(
         base_url=base_url,
@@ -235,7 +251,8 @@ def make_api_session_cookies(base_url, token):
 
 
 @wrong(check.make_api_session, "forgot the f of the f-string: sends the literal '{token}'",
-       rule="`Authorization: Bearer <token>`")
+       rule="`Authorization: Bearer <token>`",
+       problem="wrong-auth-header")
 def make_api_session_no_fstring(base_url, token):
     return aiohttp.ClientSession(
         base_url=base_url,
@@ -326,7 +343,8 @@ class ApiClientSessionInInit:
 
 
 @wrong(check.ApiClient, "a new session in every get_json call",
-       rule="all calls share **one** session")
+       rule="all calls share **one** session",
+       problem="session-per-call")
 class ApiClientSessionPerCall:
     def __init__(self, base_url):
         self.base_url = base_url
@@ -344,7 +362,8 @@ class ApiClientSessionPerCall:
 
 
 @wrong(check.ApiClient, "__aexit__ returns True: swallows the block's exception",
-       rule="Exceptions from the block must not be swallowed")
+       rule="Exceptions from the block must not be swallowed",
+       problem="swallowed-exception")
 class ApiClientSwallows(ApiClientPlain):
     async def __aexit__(self, *exc_info):
         await self.session.close()
@@ -352,7 +371,8 @@ class ApiClientSwallows(ApiClientPlain):
 
 
 @wrong(check.ApiClient, "closes the session only when the block did not raise",
-       rule="closed when the block ends, **also when the block raises**")
+       rule="closed when the block ends, **also when the block raises**",
+       problem="not-closed-on-error")
 class ApiClientCloseOnSuccess(ApiClientPlain):
     async def __aexit__(self, exc_type, exc, tb):
         if exc_type is None:
@@ -360,28 +380,32 @@ class ApiClientCloseOnSuccess(ApiClientPlain):
 
 
 @wrong(check.ApiClient, "__aenter__ forgets to return self",
-       rule="`async with ApiClient(base_url) as api: data = await api.get_json(...)`")
+       rule="`async with ApiClient(base_url) as api: data = await api.get_json(...)`",
+       problem="aenter-not-self")
 class ApiClientNoReturnSelf(ApiClientPlain):
     async def __aenter__(self):
         self.session = aiohttp.ClientSession(base_url=self.base_url)
 
 
 @wrong(check.ApiClient, "__aexit__ calls session.close() without await",
-       rule="the session is closed when the block ends")
+       rule="the session is closed when the block ends",
+       problem="missing-await")
 class ApiClientCloseNotAwaited(ApiClientPlain):
     async def __aexit__(self, *exc_info):
         self.session.close()
 
 
 @wrong(check.ApiClient, "never closes the session",
-       rule="the session is closed when the block ends")
+       rule="the session is closed when the block ends",
+       problem="not-closed-on-exit")
 class ApiClientNeverCloses(ApiClientPlain):
     async def __aexit__(self, *exc_info):
         return None
 
 
 @wrong(check.ApiClient, "force_close=True connector: sequential calls never reuse a connection",
-       rule="one pooled connection when the calls are sequential")
+       rule="one pooled connection when the calls are sequential",
+       problem="connections-not-reused")
 class ApiClientForceClose(ApiClientPlain):
     async def __aenter__(self):
         self.session = aiohttp.ClientSession(
@@ -391,7 +415,8 @@ class ApiClientForceClose(ApiClientPlain):
 
 
 @wrong(check.ApiClient, "get_json returns the text, not the parsed JSON",
-       rule="`get_json` returns the parsed JSON")
+       rule="`get_json` returns the parsed JSON",
+       problem="wrong-json")
 class ApiClientReturnsText(ApiClientPlain):
     async def get_json(self, path):
         async with self.session.get(path) as response:
@@ -399,7 +424,8 @@ class ApiClientReturnsText(ApiClientPlain):
 
 
 @wrong(check.ApiClient, "creates a session in __init__ and another in __aenter__: one leaks",
-       rule="all calls share **one** session ... the session is closed")
+       rule="all calls share **one** session ... the session is closed",
+       problem="not-closed-on-exit")
 class ApiClientTwoSessions(ApiClientPlain):
     def __init__(self, base_url):
         self.base_url = base_url

@@ -73,14 +73,16 @@ async def fetch_pooled_connector_and_semaphore(urls, limit, limit_per_host):
 
 
 @wrong(check.fetch_pooled, "sets only limit, forgets limit_per_host",
-       rule="never more than `limit_per_host` to any one host")
+       rule="never more than `limit_per_host` to any one host",
+       problem="no-per-host-bound")
 async def fetch_pooled_only_limit(urls, limit, limit_per_host):
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit)) as session:
         return await _gather_json(session, urls)
 
 
 @wrong(check.fetch_pooled, "sets only limit_per_host, forgets the total limit",
-       rule="never more than `limit` requests are in flight at once in total")
+       rule="never more than `limit` requests are in flight at once in total",
+       problem="no-total-bound")
 async def fetch_pooled_only_per_host(urls, limit, limit_per_host):
     connector = aiohttp.TCPConnector(limit_per_host=limit_per_host)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -88,7 +90,8 @@ async def fetch_pooled_only_per_host(urls, limit, limit_per_host):
 
 
 @wrong(check.fetch_pooled, "hard-codes the example's limit=3, limit_per_host=2",
-       rule="never more than `limit` ... never more than `limit_per_host`")
+       rule="never more than `limit` ... never more than `limit_per_host`",
+       problem="ignored-arguments")
 async def fetch_pooled_hard_coded(urls, limit, limit_per_host):
     connector = aiohttp.TCPConnector(limit=3, limit_per_host=2)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -96,7 +99,8 @@ async def fetch_pooled_hard_coded(urls, limit, limit_per_host):
 
 
 @wrong(check.fetch_pooled, "swaps the two arguments: limit=limit_per_host, limit_per_host=limit",
-       rule="both bounds are **used**")
+       rule="both bounds are **used**",
+       problem="bound-never-reached")
 async def fetch_pooled_swapped(urls, limit, limit_per_host):
     connector = aiohttp.TCPConnector(limit=limit_per_host, limit_per_host=limit)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -104,7 +108,8 @@ async def fetch_pooled_swapped(urls, limit, limit_per_host):
 
 
 @wrong(check.fetch_pooled, "right connector, but requests awaited one by one",
-       rule="the requests run concurrently, not one after another")
+       rule="the requests run concurrently, not one after another",
+       problem="sequential")
 async def fetch_pooled_sequential(urls, limit, limit_per_host):
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit_per_host)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -112,7 +117,8 @@ async def fetch_pooled_sequential(urls, limit, limit_per_host):
 
 
 @wrong(check.fetch_pooled, "force_close=True: every request opens a new connection",
-       rule="connections are reused")
+       rule="connections are reused",
+       problem="connections-not-reused")
 async def fetch_pooled_force_close(urls, limit, limit_per_host):
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit_per_host, force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -120,7 +126,8 @@ async def fetch_pooled_force_close(urls, limit, limit_per_host):
 
 
 @wrong(check.fetch_pooled, "the total semaphore is created inside each task: bounds nothing",
-       rule="never more than `limit` requests are in flight at once in total")
+       rule="never more than `limit` requests are in flight at once in total",
+       problem="no-total-bound")
 async def fetch_pooled_semaphore_per_task(urls, limit, limit_per_host):
     connector = aiohttp.TCPConnector(limit_per_host=limit_per_host)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -133,7 +140,8 @@ async def fetch_pooled_semaphore_per_task(urls, limit, limit_per_host):
 
 
 @wrong(check.fetch_pooled, "collects the bodies in completion order",
-       rule="in the order of `urls`")
+       rule="in the order of `urls`",
+       problem="wrong-order")
 async def fetch_pooled_completion_order(urls, limit, limit_per_host):
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit_per_host)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -141,7 +149,8 @@ async def fetch_pooled_completion_order(urls, limit, limit_per_host):
 
 
 @wrong(check.fetch_pooled, "never closes the session (nor its connector)",
-       rule="the session is closed before the function returns")
+       rule="the session is closed before the function returns",
+       problem="session-left-open")
 async def fetch_pooled_not_closed(urls, limit, limit_per_host):
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=limit, limit_per_host=limit_per_host)
@@ -150,7 +159,8 @@ async def fetch_pooled_not_closed(urls, limit, limit_per_host):
 
 
 @wrong(check.fetch_pooled, "returns the bodies as text instead of parsed JSON",
-       rule="returns the parsed JSON bodies (`await response.json()`)")
+       rule="returns the parsed JSON bodies (`await response.json()`)",
+       problem="not-json")
 async def fetch_pooled_text(urls, limit, limit_per_host):
     async def one(session, url):
         async with session.get(url) as response:
@@ -209,7 +219,8 @@ async def fetch_bounded_acquire_release(session, urls, max_in_flight):
 
 
 @wrong(check.fetch_bounded, "creates the semaphore inside each task: nothing is bounded",
-       rule="never has more than `max_in_flight` requests in flight")
+       rule="never has more than `max_in_flight` requests in flight",
+       problem="no-bound")
 async def fetch_bounded_semaphore_per_task(session, urls, max_in_flight):
     async def one(url):
         async with asyncio.Semaphore(max_in_flight):
@@ -219,7 +230,8 @@ async def fetch_bounded_semaphore_per_task(session, urls, max_in_flight):
 
 
 @wrong(check.fetch_bounded, "hard-codes Semaphore(4), the example's value",
-       rule="never has more than `max_in_flight` requests in flight, and does reach that many")
+       rule="never has more than `max_in_flight` requests in flight, and does reach that many",
+       problem="ignored-arguments")
 async def fetch_bounded_hard_coded(session, urls, max_in_flight):
     slots = asyncio.Semaphore(4)
 
@@ -231,13 +243,15 @@ async def fetch_bounded_hard_coded(session, urls, max_in_flight):
 
 
 @wrong(check.fetch_bounded, "no bound at all: gathers every request",
-       rule="never has more than `max_in_flight` requests in flight")
+       rule="never has more than `max_in_flight` requests in flight",
+       problem="no-bound")
 async def fetch_bounded_unbounded(session, urls, max_in_flight):
     return await _gather_json(session, urls)
 
 
 @wrong(check.fetch_bounded, "uses the given session in async with: closes the caller's session",
-       rule="does not close it (the caller owns it)")
+       rule="does not close it (the caller owns it)",
+       problem="closed-shared-session")
 async def fetch_bounded_closes_session(session, urls, max_in_flight):
     slots = asyncio.Semaphore(max_in_flight)
 
@@ -250,7 +264,8 @@ async def fetch_bounded_closes_session(session, urls, max_in_flight):
 
 
 @wrong(check.fetch_bounded, "opens its own session with TCPConnector(limit=max_in_flight)",
-       rule="sends every request through the `session` it is given")
+       rule="sends every request through the `session` it is given",
+       problem="not-the-given-session")
 async def fetch_bounded_own_session(session, urls, max_in_flight):
     connector = aiohttp.TCPConnector(limit=max_in_flight)
     async with aiohttp.ClientSession(connector=connector) as own:
@@ -258,7 +273,8 @@ async def fetch_bounded_own_session(session, urls, max_in_flight):
 
 
 @wrong(check.fetch_bounded, "off by one: Semaphore(max_in_flight - 1) never reaches the bound",
-       rule="and does reach that many")
+       rule="and does reach that many",
+       problem="bound-never-reached")
 async def fetch_bounded_off_by_one(session, urls, max_in_flight):
     slots = asyncio.Semaphore(max_in_flight - 1)
 
@@ -270,7 +286,8 @@ async def fetch_bounded_off_by_one(session, urls, max_in_flight):
 
 
 @wrong(check.fetch_bounded, "holds the semaphore only while creating the request, not sending it",
-       rule="never has more than `max_in_flight` requests in flight")
+       rule="never has more than `max_in_flight` requests in flight",
+       problem="no-bound")
 async def fetch_bounded_semaphore_around_call(session, urls, max_in_flight):
     slots = asyncio.Semaphore(max_in_flight)
 
@@ -284,14 +301,16 @@ async def fetch_bounded_semaphore_around_call(session, urls, max_in_flight):
 
 
 @wrong(check.fetch_bounded, "changes the shared connector's limit instead of using a semaphore",
-       rule="You cannot change the session's connector")
+       rule="You cannot change the session's connector",
+       problem="connector-changed")
 async def fetch_bounded_patches_connector(session, urls, max_in_flight):
     session.connector._limit = max_in_flight
     return await _gather_json(session, urls)
 
 
 @wrong(check.fetch_bounded, "appends results in completion order",
-       rule="returns the parsed JSON bodies in the order of `urls`")
+       rule="returns the parsed JSON bodies in the order of `urls`",
+       problem="wrong-order")
 async def fetch_bounded_completion_order(session, urls, max_in_flight):
     slots = asyncio.Semaphore(max_in_flight)
 
@@ -349,7 +368,8 @@ async def statuses_from_error(session, urls):
 
 
 @wrong(check.statuses, "keeps every response unreleased: the pool of 2 runs dry",
-       rule="any response that keeps its connection ... the next request waits forever")
+       rule="any response that keeps its connection ... the next request waits forever",
+       problem="responses-unreleased")
 async def statuses_unreleased(session, urls):
     codes = []
     for url in urls:
@@ -359,7 +379,8 @@ async def statuses_unreleased(session, urls):
 
 
 @wrong(check.statuses, "raise_for_status() lets a 404 escape as an exception",
-       rule="some answer 404 or 503, which are answers too (do not raise for them)")
+       rule="some answer 404 or 503, which are answers too (do not raise for them)",
+       problem="raised-for-status")
 async def statuses_raise_for_status(session, urls):
     codes = []
     for url in urls:
@@ -370,7 +391,8 @@ async def statuses_raise_for_status(session, urls):
 
 
 @wrong(check.statuses, "reads every body to free the connection: downloads the 16 MiB files",
-       rule="without downloading the bodies")
+       rule="without downloading the bodies",
+       problem="bodies-downloaded")
 async def statuses_reads_bodies(session, urls):
     codes = []
     for url in urls:
@@ -381,7 +403,8 @@ async def statuses_reads_bodies(session, urls):
 
 
 @wrong(check.statuses, "statuses in completion order",
-       rule="returns the status code of each URL, in order")
+       rule="returns the status code of each URL, in order",
+       problem="wrong-statuses")
 async def statuses_completion_order(session, urls):
     async def one(url):
         async with session.get(url) as response:
@@ -391,7 +414,8 @@ async def statuses_completion_order(session, urls):
 
 
 @wrong(check.statuses, "releases only the 200 responses, keeps the error ones",
-       rule="any response that keeps its connection shows up at once")
+       rule="any response that keeps its connection shows up at once",
+       problem="responses-unreleased")
 async def statuses_release_only_ok(session, urls):
     codes = []
     for url in urls:
@@ -403,7 +427,8 @@ async def statuses_release_only_ok(session, urls):
 
 
 @wrong(check.statuses, "ignores the given session and opens a session per URL",
-       rule="The session you are given")
+       rule="The session you are given",
+       problem="not-the-given-session")
 async def statuses_own_sessions(session, urls):
     codes = []
     for url in urls:
@@ -414,7 +439,8 @@ async def statuses_own_sessions(session, urls):
 
 
 @wrong(check.statuses, "session.get with raise_for_status=True: 404 and 503 raise",
-       rule="some answer 404 or 503, which are answers too (do not raise for them)")
+       rule="some answer 404 or 503, which are answers too (do not raise for them)",
+       problem="raised-for-status")
 async def statuses_raise_per_request(session, urls):
     async def one(url):
         async with session.get(url, raise_for_status=True) as response:
@@ -424,7 +450,8 @@ async def statuses_raise_per_request(session, urls):
 
 
 @wrong(check.statuses, "returns response.ok booleans instead of the codes",
-       rule="returns the status code of each URL")
+       rule="returns the status code of each URL",
+       problem="wrong-statuses")
 async def statuses_ok_flags(session, urls):
     codes = []
     for url in urls:
