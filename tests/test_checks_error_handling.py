@@ -343,6 +343,45 @@ async def safe_fetch_forgets_await(session, url):
     return safe_fetch_clauses(session, url)
 
 
+@wrong(check.safe_fetch, "except OSError with the connection errors, before TimeoutError",
+       problem="timeout-as-connection-error")
+async def safe_fetch_oserror_first(session, url):
+    try:
+        async with session.get(url) as response:
+            response.raise_for_status()
+            return FetchResult(Outcome.OK, data=await response.json(), status=response.status)
+    except aiohttp.ContentTypeError:
+        return FetchResult(Outcome.INVALID_RESPONSE)
+    except aiohttp.ClientResponseError as error:
+        return FetchResult(Outcome.HTTP_ERROR, status=error.status)
+    except (OSError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError):
+        return FetchResult(Outcome.CONNECTION_ERROR)
+    except TimeoutError:  # never reached: TimeoutError is an OSError
+        return FetchResult(Outcome.TIMEOUT)
+
+
+@wrong(check.safe_fetch, "every ClientError counted as a timeout",
+       problem="connection-error-misclassified")
+async def safe_fetch_all_timeouts(session, url):
+    try:
+        async with session.get(url) as response:
+            if not response.ok:
+                return FetchResult(Outcome.HTTP_ERROR, status=response.status)
+            return FetchResult(Outcome.OK, data=await response.json(), status=response.status)
+    except aiohttp.ContentTypeError:
+        return FetchResult(Outcome.INVALID_RESPONSE)
+    except (TimeoutError, aiohttp.ClientError):
+        return FetchResult(Outcome.TIMEOUT)
+
+
+def test_safe_fetch_names_a_broad_clause_before_timeout_error():
+    verdict = check.safe_fetch.diagnose(safe_fetch_oserror_first)
+    assert "for the total timeout, the sock_read timeout and the connect timeout" in (
+        verdict.message
+    )
+    assert "OSError" in verdict.message
+
+
 # --- Task 2: fetch_json ------------------------------------------------------------------
 
 

@@ -317,6 +317,11 @@ class _Case:
     expected_data: Any = None
     resolver: bool = False  # the unknown host: the check's own resolver
     pool_full: bool = False  # the connect timeout: the session's only connection is busy
+    short: str = ""  # its name in a list of cases ("the total timeout"); ``what`` if ""
+
+    @property
+    def name(self) -> str:
+        return self.short or self.what
 
     @property
     def expected(self) -> frozenset[str]:
@@ -346,12 +351,14 @@ def _cases(base: str, extra: str, token: str) -> list[_Case]:
             "timeout",
             slow,
             aiohttp.ClientTimeout(total=0.2),
+            short="the total timeout",
         ),
         _Case(
             "a sock_read timeout (ClientTimeout(sock_read=0.1), SocketTimeoutError)",
             "timeout",
             slow,
             aiohttp.ClientTimeout(total=None, sock_read=0.1),
+            short="the sock_read timeout",
         ),
         _Case(
             "a connect timeout (ClientTimeout(connect=0.1), the pool full: ConnectionTimeoutError)",
@@ -359,16 +366,28 @@ def _cases(base: str, extra: str, token: str) -> list[_Case]:
             f"{base}/get",
             aiohttp.ClientTimeout(total=None, connect=0.1),
             pool_full=True,
+            short="the connect timeout",
         ),
-        _Case("a refused port", "connection", refused_url("/get")),
+        _Case("a refused port", "connection", refused_url("/get"), short="the refused port"),
         _Case(
             "an unknown host (ClientConnectorDNSError)",
             "connection",
             "http://no-such-host.invalid/get",
             resolver=True,
+            short="the unknown host",
         ),
-        _Case("a connection reset (/fault/reset)", "connection", f"{base}/fault/reset"),
-        _Case("a server that hangs up without answering", "connection", f"{extra}/hang-up"),
+        _Case(
+            "a connection reset (/fault/reset)",
+            "connection",
+            f"{base}/fault/reset",
+            short="the reset",
+        ),
+        _Case(
+            "a server that hangs up without answering",
+            "connection",
+            f"{extra}/hang-up",
+            short="the hang-up",
+        ),
         _Case("a body cut short (/fault/short-body)", "payload", f"{base}/fault/short-body"),
         _Case(
             "a chunked body cut short (/fault/close-after/100)",
@@ -469,6 +488,18 @@ async def _fill_the_pool(
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(app[HELD].wait(), 5)
     return holder
+
+
+def _returned(runs: list[_Run]) -> str:
+    """ "'x' for A and B; 'y' for C": what safe_fetch returned for these cases, grouped."""
+    groups: dict[str, list[str]] = {}
+    for run in runs:
+        groups.setdefault(run.outcome, []).append(run.case.name)
+    return "; ".join(f"{outcome!r} for {_and(names)}" for outcome, names in groups.items())
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _judge_raised(runs: list[_Run]) -> None:
@@ -606,15 +637,15 @@ def _judge_timeouts(runs: list[_Run]) -> None:
     wrong = [run for run in runs if run.outcome != TIMEOUT]
     if not wrong:
         return
-    named = "; ".join(f"{run.outcome!r} for {run.case.what}" for run in wrong)
+    named = _returned(wrong)
     if all(run.outcome == CONNECTION_ERROR for run in wrong):
         if len(wrong) == len(runs):
             why = (
-                "even the total timeout's builtin TimeoutError, which is no "
-                "ClientConnectionError: a broader clause before `except TimeoutError` caught "
-                "them (TimeoutError is an OSError)"
+                "even the builtin TimeoutError of `total`, which is no ClientConnectionError, "
+                "so a broader clause before `except TimeoutError` caught them (`except "
+                "OSError`? TimeoutError is one)"
             )
-        elif len(wrong) == 1 and "connect" in wrong[0].case.what:
+        elif len(wrong) == 1 and wrong[0].case.pool_full:
             why = (
                 "ConnectionTimeoutError is a ClientConnectionError and a TimeoutError: a "
                 "clause for one timeout class only (SocketTimeoutError?) misses it"
@@ -636,7 +667,7 @@ def _judge_timeouts(runs: list[_Run]) -> None:
 def _judge_connection_errors(runs: list[_Run]) -> None:
     wrong = [run for run in runs if run.outcome != CONNECTION_ERROR]
     if wrong:
-        named = "; ".join(f"{run.outcome!r} for {run.case.what}" for run in wrong)
+        named = _returned(wrong)
         raise SAFE_FETCH.broken(
             "connection-error-misclassified",
             f"safe_fetch returned {named}; expected 'connection_error'.",
