@@ -73,50 +73,58 @@ def backoff_delay_overflow_fallback(attempt, base, cap):
 
 
 @wrong(check.backoff_delay, "no jitter: always the ceiling itself",
-       rule="It must be **random** ... each call draws its own value")
+       rule="It must be **random** ... each call draws its own value",
+       problem="no-jitter")
 def backoff_delay_no_jitter(attempt, base, cap):
     return min(cap, base * 2 ** min(attempt, 64))
 
 
 @wrong(check.backoff_delay, "no cap: the exponent is bounded but the delay is not",
-       rule="never exceeds `cap`")
+       rule="never exceeds `cap`",
+       problem="above-cap")
 def backoff_delay_no_cap(attempt, base, cap):
     return random.uniform(0, base * 2 ** min(attempt, 64))
 
 
 @wrong(check.backoff_delay, "float overflow for a large attempt",
-       rule="It must not overflow for a large `attempt` (try 2000)")
+       rule="It must not overflow for a large `attempt` (try 2000)",
+       problem="overflow")
 def backoff_delay_overflows(attempt, base, cap):
     return random.uniform(0, min(cap, base * 2**attempt))
 
 
 @wrong(check.backoff_delay, "jitter added on top of the capped ceiling: can exceed the cap",
-       rule="random in `[0, min(cap, base * 2**attempt)]`")
+       rule="random in `[0, min(cap, base * 2**attempt)]`",
+       problem="above-ceiling")
 def backoff_delay_jitter_on_top(attempt, base, cap):
     return min(cap, base * 2 ** min(attempt, 64)) + random.uniform(0, base)
 
 
 @wrong(check.backoff_delay, "equal jitter: never below half the ceiling",
-       rule="A backoff delay with full jitter ... random in `[0, min(cap, base * 2**attempt)]`")
+       rule="A backoff delay with full jitter ... random in `[0, min(cap, base * 2**attempt)]`",
+       problem="not-full-jitter")
 def backoff_delay_equal_jitter(attempt, base, cap):
     ceiling = min(cap, base * 2 ** min(attempt, 64))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 @wrong(check.backoff_delay, "off by one: attempt 0 already has a ceiling of 2 * base",
-       rule="`min(cap, base * 2**attempt)` (0 for the first retry)")
+       rule="`min(cap, base * 2**attempt)` (0 for the first retry)",
+       problem="above-ceiling")
 def backoff_delay_off_by_one(attempt, base, cap):
     return random.uniform(0, min(cap, base * 2 ** min(attempt + 1, 64)))
 
 
 @wrong(check.backoff_delay, "seeds the generator with the attempt: the same value every call",
-       rule="each call draws its own value")
+       rule="each call draws its own value",
+       problem="no-jitter")
 def backoff_delay_seeded_by_attempt(attempt, base, cap):
     return random.Random(attempt).uniform(0, min(cap, base * 2 ** min(attempt, 64)))
 
 
 @wrong(check.backoff_delay, "lower bound is base instead of 0",
-       rule="random in `[0, min(cap, base * 2**attempt)]`")
+       rule="random in `[0, min(cap, base * 2**attempt)]`",
+       problem="not-full-jitter")
 def backoff_delay_from_base(attempt, base, cap):
     return random.uniform(base, min(cap, base * 2 ** min(attempt, 64)))
 
@@ -125,7 +133,8 @@ _JITTER = random.random()
 
 
 @wrong(check.backoff_delay, "draws the jitter once at import, then reuses it",
-       rule="each call draws its own value")
+       rule="each call draws its own value",
+       problem="no-jitter")
 def backoff_delay_jitter_drawn_once(attempt, base, cap):
     return _JITTER * min(cap, base * 2 ** min(attempt, 64))
 
@@ -195,7 +204,8 @@ def parse_retry_after_broad_except(value):
 
 
 @wrong(check.parse_retry_after, "understands only the seconds form",
-       rule="or an HTTP date (`\"Wed, 21 Oct 2026 07:28:00 GMT\"`)")
+       rule="or an HTTP date (`\"Wed, 21 Oct 2026 07:28:00 GMT\"`)",
+       problem="date-not-parsed")
 def parse_retry_after_seconds_only(value):
     try:
         seconds = float(value)
@@ -205,7 +215,8 @@ def parse_retry_after_seconds_only(value):
 
 
 @wrong(check.parse_retry_after, "a date in the past gives a negative number",
-       rule="a date in the past means 0")
+       rule="a date in the past means 0",
+       problem="past-date-not-zero")
 def parse_retry_after_negative_for_past(value):
     if not value:
         return None
@@ -219,7 +230,8 @@ def parse_retry_after_negative_for_past(value):
 
 
 @wrong(check.parse_retry_after, "a negative number is returned as it is",
-       rule="Return `None` for ... a negative number")
+       rule="Return `None` for ... a negative number",
+       problem="bad-value-accepted")
 def parse_retry_after_accepts_negative(value):
     if not value:
         return None
@@ -235,7 +247,8 @@ def parse_retry_after_accepts_negative(value):
 
 
 @wrong(check.parse_retry_after, "raises ValueError for a value it cannot read",
-       rule="anything else you cannot read; never raise")
+       rule="anything else you cannot read; never raise",
+       problem="raised-on-bad-value")
 def parse_retry_after_raises_on_garbage(value):
     if not value:
         return None
@@ -246,7 +259,8 @@ def parse_retry_after_raises_on_garbage(value):
 
 
 @wrong(check.parse_retry_after, "returns the date as an absolute timestamp, not seconds from now",
-       rule='which means "that many seconds from now"')
+       rule='which means "that many seconds from now"',
+       problem="date-not-relative")
 def parse_retry_after_absolute_timestamp(value):
     if not value:
         return None
@@ -259,7 +273,8 @@ def parse_retry_after_absolute_timestamp(value):
 
 
 @wrong(check.parse_retry_after, "naive datetime.now(): subtracting raises TypeError for a date",
-       rule="never raise")
+       rule="never raise",
+       problem="date-not-parsed")
 def parse_retry_after_naive_now(value):
     if not value:
         return None
@@ -272,7 +287,8 @@ def parse_retry_after_naive_now(value):
     return max(0.0, (when - datetime.now()).total_seconds())
 
 
-@wrong(check.parse_retry_after, "returns an int for the seconds form", rule="as a float")
+@wrong(check.parse_retry_after, "returns an int for the seconds form", rule="as a float",
+       problem="not-a-float")
 def parse_retry_after_returns_int(value):
     if not value:
         return None
@@ -286,7 +302,8 @@ def parse_retry_after_returns_int(value):
 
 
 @wrong(check.parse_retry_after, "no None test: None.strip() raises AttributeError",
-       rule="Return `None` for `None` ... never raise")
+       rule="Return `None` for `None` ... never raise",
+       problem="raised-on-bad-value")
 def parse_retry_after_no_none_test(value):
     value = value.strip()
     if not value:
@@ -301,7 +318,8 @@ def parse_retry_after_no_none_test(value):
 
 
 @wrong(check.parse_retry_after, "a date in the past gives None instead of 0",
-       rule="a date in the past means 0")
+       rule="a date in the past means 0",
+       problem="past-date-not-zero")
 def parse_retry_after_past_is_none(value):
     if not value:
         return None
@@ -317,7 +335,8 @@ def parse_retry_after_past_is_none(value):
 
 
 @wrong(check.parse_retry_after, "time.mktime reads the date as local time, not GMT",
-       rule='an HTTP date ... which means "that many seconds from now"')
+       rule='an HTTP date ... which means "that many seconds from now"',
+       problem="date-read-as-local")
 def parse_retry_after_mktime_local(value):
     if not value:
         return None
@@ -436,7 +455,8 @@ async def fetch_with_retry_helper(
 
 
 @wrong(check.fetch_with_retry, "retries every error raise_for_status() raises, 4xx included",
-       rule="retry only **transient** failures: connection errors, timeouts, 408, 429 and 5xx")
+       rule="retry only **transient** failures: connection errors, timeouts, 408, 429 and 5xx",
+       problem="retried-4xx")
 async def fetch_with_retry_retries_4xx(
     session, url, *, method="GET", max_attempts=5, base_delay=0.1, max_delay=2.0
 ):
@@ -457,7 +477,8 @@ async def fetch_with_retry_retries_4xx(
 
 
 @wrong(check.fetch_with_retry, "retries a POST like any other method",
-       rule="retry only **idempotent** methods ... a POST is sent once")
+       rule="retry only **idempotent** methods ... a POST is sent once",
+       problem="retried-non-idempotent")
 async def fetch_with_retry_retries_post(
     session, url, *, method="GET", max_attempts=5, base_delay=0.1, max_delay=2.0
 ):
@@ -478,7 +499,8 @@ async def fetch_with_retry_retries_post(
 
 
 @wrong(check.fetch_with_retry, "retries only 503, not 408/429/500/502/504",
-       rule="408, 429 and 5xx")
+       rule="408, 429 and 5xx",
+       problem="status-not-retried")
 async def fetch_with_retry_only_503(
     session, url, *, method="GET", max_attempts=5, base_delay=0.1, max_delay=2.0
 ):
@@ -499,7 +521,8 @@ async def fetch_with_retry_only_503(
 
 
 @wrong(check.fetch_with_retry, "ignores Retry-After", rule="when a 429 or 503 carries "
-       "`Retry-After`, wait at least that long instead")
+       "`Retry-After`, wait at least that long instead",
+       problem="ignored-retry-after")
 async def fetch_with_retry_ignores_retry_after(
     session, url, *, method="GET", max_attempts=5, base_delay=0.1, max_delay=2.0
 ):
@@ -518,7 +541,8 @@ async def fetch_with_retry_ignores_retry_after(
 
 @wrong(check.fetch_with_retry, "reads Retry-After with float(): the HTTP-date form is ignored",
        rule="when a 429 or 503 carries `Retry-After`, wait at least that long (task 2: seconds "
-       "or an HTTP date)")
+       "or an HTTP date)",
+       problem="retry-after-date-ignored")
 async def fetch_with_retry_retry_after_seconds_only(
     session, url, *, method="GET", max_attempts=5, base_delay=0.1, max_delay=2.0
 ):
@@ -541,7 +565,8 @@ async def fetch_with_retry_retry_after_seconds_only(
 
 
 @wrong(check.fetch_with_retry, "sleeps inside async with, still holding the failed response",
-       rule="release each failed response **before** it sleeps")
+       rule="release each failed response **before** it sleeps",
+       problem="slept-holding-response")
 async def fetch_with_retry_sleeps_holding(
     session, url, *, method="GET", max_attempts=5, base_delay=0.1, max_delay=2.0
 ):
@@ -562,7 +587,8 @@ async def fetch_with_retry_sleeps_holding(
 
 
 @wrong(check.fetch_with_retry, "time.sleep() for the backoff blocks the event loop",
-       rule="waiting `backoff_delay(...)` between them")
+       rule="waiting `backoff_delay(...)` between them",
+       problem="blocked-loop")
 async def fetch_with_retry_time_sleep(
     session, url, *, method="GET", max_attempts=5, base_delay=0.1, max_delay=2.0
 ):
@@ -583,7 +609,8 @@ async def fetch_with_retry_time_sleep(
 
 
 @wrong(check.fetch_with_retry, "max_attempts retries after the first call: one call too many",
-       rule="make at most `max_attempts` calls in all")
+       rule="make at most `max_attempts` calls in all",
+       problem="too-many-attempts")
 async def fetch_with_retry_one_call_too_many(
     session, url, *, method="GET", max_attempts=5, base_delay=0.1, max_delay=2.0
 ):
@@ -604,7 +631,8 @@ async def fetch_with_retry_one_call_too_many(
 
 
 @wrong(check.fetch_with_retry, "returns None once the attempts are used up",
-       rule="when it stops (... attempts used up), raise")
+       rule="when it stops (... attempts used up), raise",
+       problem="error-swallowed")
 async def fetch_with_retry_returns_none(
     session, url, *, method="GET", max_attempts=5, base_delay=0.1, max_delay=2.0
 ):
@@ -627,7 +655,8 @@ async def fetch_with_retry_returns_none(
 
 
 @wrong(check.fetch_with_retry, "raises its own RuntimeError when it gives up",
-       rule="raise: `aiohttp.ClientResponseError` for a bad status, the last exception otherwise")
+       rule="raise: `aiohttp.ClientResponseError` for a bad status, the last exception otherwise",
+       problem="wrong-error")
 async def fetch_with_retry_raises_runtime_error(
     session, url, *, method="GET", max_attempts=5, base_delay=0.1, max_delay=2.0
 ):
@@ -649,7 +678,8 @@ async def fetch_with_retry_raises_runtime_error(
 
 
 @wrong(check.fetch_with_retry, "does not retry connection errors or timeouts",
-       rule="retry only **transient** failures: connection errors, timeouts, ...")
+       rule="retry only **transient** failures: connection errors, timeouts, ...",
+       problem="connection-error-not-retried")
 async def fetch_with_retry_no_connection_retry(
     session, url, *, method="GET", max_attempts=5, base_delay=0.1, max_delay=2.0
 ):
@@ -666,7 +696,8 @@ async def fetch_with_retry_no_connection_retry(
 
 
 @wrong(check.fetch_with_retry, "retries connection errors but not timeouts (total raises the "
-       "builtin TimeoutError)", rule="connection errors, timeouts, 408, 429 and 5xx")
+       "builtin TimeoutError)", rule="connection errors, timeouts, 408, 429 and 5xx",
+       problem="timeout-not-retried")
 async def fetch_with_retry_no_timeout_retry(
     session, url, *, method="GET", max_attempts=5, base_delay=0.1, max_delay=2.0
 ):
@@ -687,7 +718,8 @@ async def fetch_with_retry_no_timeout_retry(
 
 
 @wrong(check.fetch_with_retry, "retries at once, no backoff between the calls",
-       rule="waiting `backoff_delay(...)` between them")
+       rule="waiting `backoff_delay(...)` between them",
+       problem="no-backoff")
 async def fetch_with_retry_no_backoff(
     session, url, *, method="GET", max_attempts=5, base_delay=0.1, max_delay=2.0
 ):
@@ -708,7 +740,8 @@ async def fetch_with_retry_no_backoff(
 
 
 @wrong(check.fetch_with_retry, "always sends a GET, whatever `method` says",
-       rule="sends the request (`method=`)")
+       rule="sends the request (`method=`)",
+       problem="wrong-method")
 async def fetch_with_retry_always_get(
     session, url, *, method="GET", max_attempts=5, base_delay=0.1, max_delay=2.0
 ):
@@ -729,7 +762,8 @@ async def fetch_with_retry_always_get(
 
 
 @wrong(check.fetch_with_retry, "a POST is sent once but its error answer is returned as data",
-       rule="when it stops (a 4xx, a POST, ...), raise `aiohttp.ClientResponseError`")
+       rule="when it stops (a 4xx, a POST, ...), raise `aiohttp.ClientResponseError`",
+       problem="error-swallowed")
 async def fetch_with_retry_post_not_raised(
     session, url, *, method="GET", max_attempts=5, base_delay=0.1, max_delay=2.0
 ):
@@ -753,7 +787,8 @@ async def fetch_with_retry_post_not_raised(
 
 
 @wrong(check.fetch_with_retry, "honours Retry-After for a 429 only, not for a 503",
-       rule="when a 429 or 503 carries `Retry-After`, wait at least that long")
+       rule="when a 429 or 503 carries `Retry-After`, wait at least that long",
+       problem="retry-after-503-ignored")
 async def fetch_with_retry_retry_after_429_only(
     session, url, *, method="GET", max_attempts=5, base_delay=0.1, max_delay=2.0
 ):
@@ -776,7 +811,8 @@ async def fetch_with_retry_retry_after_429_only(
 
 @wrong(check.fetch_with_retry, "sleeps a fixed base_delay: no exponential backoff",
        rule="waiting `backoff_delay(...)` between them (your task 1, with `base_delay` and "
-       "`max_delay`)")
+       "`max_delay`)",
+       problem="no-jitter")
 async def fetch_with_retry_fixed_delay(
     session, url, *, method="GET", max_attempts=5, base_delay=0.1, max_delay=2.0
 ):
@@ -842,7 +878,13 @@ def retry_middleware_class(max_attempts, base_delay, max_delay):
     return _RetryMiddleware(max_attempts, base_delay, max_delay)
 
 
-@correct(check.retry_middleware, "also honours Retry-After and retries connection errors")
+# Re-categorised (was correct): it retries dropped connections itself, and aiohttp's own resend
+# after a reset runs the whole middleware again: max_attempts=5 made 10 calls (issue 11, item 3).
+# The reworked task text says to let the handler's exceptions propagate.
+@wrong(check.retry_middleware, "also honours Retry-After, but retries connection errors "
+       "itself: aiohttp's resend re-runs its loop, doubling the calls after a reset",
+       rule="let exceptions from the handler propagate: aiohttp resends a dropped connection "
+       "once by itself", problem="retried-dropped-connection")
 def retry_middleware_retry_after(max_attempts, base_delay, max_delay):
     async def middleware(request, handler):
         for attempt in range(max_attempts):
@@ -887,7 +929,8 @@ def retry_middleware_helper(max_attempts, base_delay, max_delay):
 
 
 @wrong(check.retry_middleware, "sleeps without releasing the failed response",
-       rule="releases the response, waits `backoff_delay(...)`")
+       rule="releases the response, waits `backoff_delay(...)`",
+       problem="slept-holding-response")
 def retry_middleware_no_release(max_attempts, base_delay, max_delay):
     async def middleware(request, handler):
         for attempt in range(max_attempts):
@@ -901,7 +944,8 @@ def retry_middleware_no_release(max_attempts, base_delay, max_delay):
     return middleware
 
 
-@wrong(check.retry_middleware, "retries a POST", rule="on an idempotent method")
+@wrong(check.retry_middleware, "retries a POST", rule="on an idempotent method",
+       problem="retried-non-idempotent")
 def retry_middleware_retries_post(max_attempts, base_delay, max_delay):
     async def middleware(request, handler):
         for attempt in range(max_attempts):
@@ -916,7 +960,8 @@ def retry_middleware_retries_post(max_attempts, base_delay, max_delay):
 
 
 @wrong(check.retry_middleware, "retries every error status, 4xx included",
-       rule="for a transient status (408, 429, 5xx)")
+       rule="for a transient status (408, 429, 5xx)",
+       problem="retried-4xx")
 def retry_middleware_retries_4xx(max_attempts, base_delay, max_delay):
     async def middleware(request, handler):
         for attempt in range(max_attempts):
@@ -931,7 +976,8 @@ def retry_middleware_retries_4xx(max_attempts, base_delay, max_delay):
 
 
 @wrong(check.retry_middleware, "raise_for_status() on the last response instead of returning it",
-       rule="It returns the last response (the caller decides ... whether it is an error)")
+       rule="It returns the last response (the caller decides ... whether it is an error)",
+       problem="raised-instead-of-returning")
 def retry_middleware_raises_on_last(max_attempts, base_delay, max_delay):
     async def middleware(request, handler):
         for attempt in range(max_attempts):
@@ -948,7 +994,8 @@ def retry_middleware_raises_on_last(max_attempts, base_delay, max_delay):
 
 
 @wrong(check.retry_middleware, "max_attempts retries after the first call: one call too many",
-       rule="at most `max_attempts` times in all")
+       rule="at most `max_attempts` times in all",
+       problem="too-many-attempts")
 def retry_middleware_one_call_too_many(max_attempts, base_delay, max_delay):
     async def middleware(request, handler):
         response = await handler(request)
@@ -964,7 +1011,8 @@ def retry_middleware_one_call_too_many(max_attempts, base_delay, max_delay):
 
 
 @wrong(check.retry_middleware, "time.sleep() in the middleware blocks the loop",
-       rule="waits `backoff_delay(...)`")
+       rule="waits `backoff_delay(...)`",
+       problem="blocked-loop")
 def retry_middleware_time_sleep(max_attempts, base_delay, max_delay):
     async def middleware(request, handler):
         for attempt in range(max_attempts):
@@ -980,7 +1028,8 @@ def retry_middleware_time_sleep(max_attempts, base_delay, max_delay):
 
 
 @wrong(check.retry_middleware, "falls off the loop and returns None when every call failed",
-       rule="It returns the last response")
+       rule="It returns the last response",
+       problem="returned-none")
 def retry_middleware_returns_none(max_attempts, base_delay, max_delay):
     async def middleware(request, handler):
         for attempt in range(max_attempts):
@@ -995,7 +1044,8 @@ def retry_middleware_returns_none(max_attempts, base_delay, max_delay):
 
 
 @wrong(check.retry_middleware, "is the middleware itself instead of returning one",
-       rule="which **returns** a client middleware")
+       rule="which **returns** a client middleware",
+       problem="not-a-factory")
 async def retry_middleware_not_a_factory(request, handler):
     for attempt in range(4):
         response = await handler(request)
@@ -1006,7 +1056,8 @@ async def retry_middleware_not_a_factory(request, handler):
     return response
 
 
-@wrong(check.retry_middleware, "retries only 503", rule="a transient status (408, 429, 5xx)")
+@wrong(check.retry_middleware, "retries only 503", rule="a transient status (408, 429, 5xx)",
+       problem="status-not-retried")
 def retry_middleware_only_503(max_attempts, base_delay, max_delay):
     async def middleware(request, handler):
         for attempt in range(max_attempts):
@@ -1022,7 +1073,8 @@ def retry_middleware_only_503(max_attempts, base_delay, max_delay):
 
 
 @wrong(check.retry_middleware, "releases every response in a finally, the returned one too",
-       rule="It returns the last response (the caller decides, with `raise_for_status()`, ...)")
+       rule="It returns the last response (the caller decides, with `raise_for_status()`, ...)",
+       problem="returned-released")
 def retry_middleware_releases_returned(max_attempts, base_delay, max_delay):
     async def middleware(request, handler):
         for attempt in range(max_attempts):
@@ -1040,7 +1092,8 @@ def retry_middleware_releases_returned(max_attempts, base_delay, max_delay):
 
 
 @wrong(check.retry_middleware, "retries at once, no wait between calls",
-       rule="waits `backoff_delay(...)` and calls the handler again")
+       rule="waits `backoff_delay(...)` and calls the handler again",
+       problem="no-backoff")
 def retry_middleware_no_backoff(max_attempts, base_delay, max_delay):
     async def middleware(request, handler):
         for attempt in range(max_attempts):
