@@ -388,6 +388,13 @@ async def create_wrong_path(session, url, book):
     return await create_json(session, url.rsplit("/", 1)[0], book)
 
 
+@wrong(check.create_book, "json= under a form Content-Type header", problem="wrong-content-type")
+async def create_json_labelled_form(session, url, book):
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    async with session.post(url, json=book, headers=headers) as response:
+        return await response.json()
+
+
 # --- Task 3: send_feedback ---------------------------------------------------------------
 
 
@@ -550,6 +557,13 @@ async def feedback_returns_form(session, url, name, message):
 @wrong(check.send_feedback, "a slash added to the URL", problem="no-request")
 async def feedback_wrong_path(session, url, name, message):
     return await feedback_dict(session, url + "/", name, message)
+
+
+@wrong(check.send_feedback, "data= under a JSON Content-Type header", problem="wrong-content-type")
+async def feedback_form_labelled_json(session, url, name, message):
+    headers = {"Content-Type": "application/json"}
+    async with session.post(url, data={"name": name, "message": message}, headers=headers) as r:
+        return await r.json()
 
 
 # --- Task 4: rename_book -----------------------------------------------------------------

@@ -245,8 +245,15 @@ async def _expect_failure_to_raise(table: Task, task: str, learner: Any, *args: 
 
 
 def _content_type_mistake(
-    table: Task, request: Received, what: str, effect: str, hint: str
+    table: Task,
+    request: Received,
+    what: str,
+    effect: str,
+    hint: str | None = None,
+    wrong_hint: str | None = None,
 ) -> Mistake:
+    """missing-content-type (with ``hint``) or wrong-content-type (with ``wrong_hint``); each
+    defaults to its rule's hint."""
     mimetype = request.mimetype
     if mimetype in ("", "text/plain", "application/octet-stream"):
         label = f"aiohttp labelled it {mimetype}" if mimetype else "it went without one"
@@ -256,7 +263,9 @@ def _content_type_mistake(
             hint,
         )
     return table.broken(
-        "wrong-content-type", f"{what}, but labelled Content-Type {mimetype!r}, {effect}.", hint
+        "wrong-content-type",
+        f"{what}, but labelled Content-Type {mimetype!r}, {effect}.",
+        wrong_hint,
     )
 
 
@@ -515,8 +524,8 @@ def _json_rules(create: bool) -> tuple[Rule, ...]:
             "wrong-content-type",
             "`Content-Type: application/json`",
             "a body that is the right JSON, under another Content-Type",
-            f"use `json={body}`, which sets Content-Type: application/json; a body you encode "
-            "yourself needs that header too.",
+            f"the label must be application/json: `json={body}` sets it by itself; a body you "
+            "encode yourself needs exactly that header.",
         ),
         Rule(
             "not-json-body",
@@ -544,6 +553,16 @@ def _judge_json_body(table: Task, request: Received, expected: Any, body: str) -
         raise table.broken("no-body", f"the request had no body{where}.")
     text = request.body.decode("utf-8", "replace")
     form = dict(parse_qsl(text, keep_blank_values=True)) if "=" in text else {}
+    parsed = _loads_or_missing(request.body)
+    if request.mimetype in (FORM, MULTIPART) and parsed is not _MISSING and _same(parsed, expected):
+        raise _content_type_mistake(
+            table,
+            request,
+            "the body was the right JSON",
+            _effect(request, "so the server read it as a form"),
+            wrong_hint=f"`json={body}` sets Content-Type: application/json by itself: do not "
+            "override it with another header.",
+        )
     if request.mimetype in (FORM, MULTIPART):
         fields = request.echo.get("form", {}) if isinstance(request.echo, dict) else {}
         kind = "an HTML form" if request.mimetype == FORM else "a multipart form"
@@ -553,7 +572,6 @@ def _judge_json_body(table: Task, request: Received, expected: Any, body: str) -
             f"{clip(str(sorted(fields)), 80)}, not JSON: a form holds only text, so numbers, "
             "True and None lose their types.",
         )
-    parsed = _loads_or_missing(request.body)
     if request.is_json and parsed is _MISSING:
         if isinstance(expected, dict) and form and set(form) == set(expected):
             raise table.broken(
@@ -575,8 +593,6 @@ def _judge_json_body(table: Task, request: Received, expected: Any, body: str) -
                 request,
                 "the body was the right JSON",
                 "so the server did not read it as JSON",
-                f"use `json={body}`, which sets Content-Type: application/json; a body you "
-                "encode yourself needs that header too.",
             )
         raise table.broken(
             "not-json-body",
@@ -748,8 +764,9 @@ SEND_FEEDBACK = Task(
         "wrong-content-type",
         "`Content-Type: application/x-www-form-urlencoded`",
         "a body that is the right form, under another Content-Type",
-        "pass a dict, `data={'name': name, 'message': message}`: aiohttp encodes it and sets "
-        "the Content-Type (a body you encode yourself needs that header too).",
+        "the label must be application/x-www-form-urlencoded: `data=` with a dict sets it by "
+        "itself, so add no Content-Type header of your own; a body you encode yourself needs "
+        "that exact header.",
     ),
     Rule(
         "unencoded-form-body",
@@ -804,8 +821,24 @@ async def send_feedback(learner: Any, server: LocalServer, spy: SessionSpy) -> s
 
 
 def _judge_form(request: Received, expected: dict[str, str]) -> None:
+    if not request.body:
+        if any(key in expected for key, _ in request.query):
+            raise SEND_FEEDBACK.broken(
+                "fields-in-query",
+                f"the fields arrived in the query string ({clip(request.raw_query, 60)!r}) and "
+                "the body was empty.",
+            )
+        raise SEND_FEEDBACK.broken("no-body", "the request had no body.")
     text = request.body.decode("utf-8", "replace")
-    parsed = _loads_or_missing(request.body) if request.body else _MISSING
+    fields = parse_qsl(text, keep_blank_values=True)
+    if request.mimetype != FORM and dict(fields) == expected and len(fields) == len(expected):
+        raise _content_type_mistake(
+            SEND_FEEDBACK,
+            request,
+            "the body was the right form",
+            _effect(request, "so the server found no form fields in it"),
+        )
+    parsed = _loads_or_missing(request.body)
     if request.is_json or (parsed is not _MISSING and _same(parsed, expected)):
         label = "" if request.is_json else f", labelled {request.mimetype or 'nothing'}"
         raise SEND_FEEDBACK.broken(
@@ -820,31 +853,20 @@ def _judge_form(request: Received, expected: dict[str, str]) -> None:
             "application/x-www-form-urlencoded (what a browser sends for a form without "
             "files).",
         )
-    if not request.body:
-        if any(key in expected for key, _ in request.query):
-            raise SEND_FEEDBACK.broken(
-                "fields-in-query",
-                f"the fields arrived in the query string ({clip(request.raw_query, 60)!r}) and "
-                "the body was empty.",
-            )
-        raise SEND_FEEDBACK.broken("no-body", "the request had no body.")
-    fields = parse_qsl(text, keep_blank_values=True)
-    form = dict(fields)
     if request.mimetype != FORM:
-        if form == expected and len(fields) == len(expected):
-            raise _content_type_mistake(
-                SEND_FEEDBACK,
-                request,
-                "the body was the right form",
-                "so the server found no form fields in it",
-                SEND_FEEDBACK.rules["missing-content-type"].hint,
-            )
         raise SEND_FEEDBACK.broken(
             "wrong-content-type",
             f"the body ({clip(text, 60)!r}) was labelled {request.mimetype or 'nothing'}, not "
             "application/x-www-form-urlencoded, and is not the form expected.",
         )
     _judge_fields(fields, expected, text)
+
+
+def _effect(request: Received, otherwise: str) -> str:
+    """What the wrong label did: the server's refusal when there was one."""
+    if request.status >= 400:
+        return f"so the server answered {request.status}: {clip(request.detail, 80)!r}"
+    return otherwise
 
 
 def _judge_fields(fields: list[tuple[str, str]], expected: dict[str, str], text: str) -> None:
