@@ -224,6 +224,12 @@ async def search_latin1(session, url, query, tags):
         return await response.json()
 
 
+@wrong(check.search, "sorts the caller's list in place", problem="wrong-tags")
+async def search_sorts_in_place(session, url, query, tags):
+    tags.sort()
+    return await search_pairs(session, url, query, tags)
+
+
 @wrong(check.search, "mine: the text stripped", problem="wrong-query")
 async def search_stripped(session, url, query, tags):
     return await search_pairs(session, url, query.strip(), tags)
@@ -729,6 +735,15 @@ async def rename_repr_body(session, url, title, etag, user, password):
     headers = {**_auth(user, password), "If-Match": etag, "Content-Type": "application/json"}
     async with session.patch(url, data=str({"title": title}), headers=headers) as r:
         return await r.json()
+
+
+@wrong(check.rename_book, "the repr of b64encode's bytes in the header",
+       problem="wrong-credentials")
+async def rename_bytes_repr(session, url, title, etag, user, password):
+    token = base64.b64encode(f"{user}:{password}".encode())
+    headers = {"Authorization": f"Basic {token}", "If-Match": etag}
+    async with session.patch(url, json={"title": title}, headers=headers) as response:
+        return await response.json()
 
 
 @wrong(check.rename_book, "mine: the base64 token without the scheme", problem="wrong-auth-scheme")

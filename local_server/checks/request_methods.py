@@ -379,7 +379,8 @@ async def search(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
             if len(set(tags)) == len(tags):
                 rng.shuffle(tags)
             echo.received.clear()
-            returned = await _call("search", learner, base + SEARCH_PATH, query, tags)
+            given = list(tags)  # the learner's copy: changing it changes nothing here
+            returned = await _call("search", learner, base + SEARCH_PATH, query, given)
             _not_a_coroutine(SEARCH, "search", returned)
             request = _the_request(SEARCH, "search", echo, SEARCH_PATH, "GET", returned)
             _judge_search(request, query, tags)
@@ -1103,6 +1104,14 @@ def _judge_basic_auth(request: Received, user: str, password: str) -> None:
             "credentials-not-utf8",
             f"the credentials decode to {expected!r} only from Latin-1 bytes: the password is "
             "not ASCII, and Basic credentials are UTF-8.",
+        )
+    if raw is None and credentials[:2] in ("b'", 'b"'):
+        raise RENAME_BOOK.broken(
+            "wrong-credentials",
+            f"the server received Authorization: Basic {clip(credentials, 30)}: the repr of "
+            "a bytes object, quotes and all. base64.b64encode returns bytes: `.decode()` "
+            "them before putting them in the header.",
+            "`aiohttp.encode_basic_auth(user, password)` returns the whole header value as text.",
         )
     if raw is None:
         seen = "text that is not base64"
