@@ -382,6 +382,19 @@ def test_safe_fetch_names_a_broad_clause_before_timeout_error():
     assert "OSError" in verdict.message
 
 
+@wrong(check.safe_fetch, "a broad ClientError clause before ClientResponseError",
+       problem="wrong-outcome")
+async def safe_fetch_client_error_first(session, url):
+    try:
+        async with session.get(url) as response:
+            response.raise_for_status()
+            return FetchResult(Outcome.OK, data=await response.json(), status=response.status)
+    except TimeoutError:
+        return FetchResult(Outcome.TIMEOUT)
+    except aiohttp.ClientError as error:
+        return FetchResult(Outcome.CONNECTION_ERROR, detail=str(error))
+
+
 # --- Task 2: fetch_json ------------------------------------------------------------------
 
 

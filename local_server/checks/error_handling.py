@@ -564,6 +564,8 @@ def _judge_outcomes(runs: list[_Run]) -> None:
                 f"safe_fetch returned {run.outcome!r} for {run.case.what}; expected "
                 "'connection_error' or 'invalid_response' (ClientPayloadError: the body broke "
                 "on the way).",
+                "ClientPayloadError means the body broke on the way, whatever the status "
+                "said: return CONNECTION_ERROR or INVALID_RESPONSE for it.",
             )
 
 
@@ -580,6 +582,8 @@ def _judge_successes(runs: list[_Run]) -> None:
             raise SAFE_FETCH.broken(
                 "wrong-outcome",
                 f"safe_fetch returned {run.outcome!r} for {case.what}; expected 'ok'.",
+                "a 2xx with a JSON body is a success: return `FetchResult(Outcome.OK, "
+                "data=await response.json())`.",
             )
         data = getattr(run.result, "data", None)
         if case.kind == "ok":
@@ -618,6 +622,9 @@ def _judge_http_errors(runs: list[_Run]) -> None:
                 "wrong-outcome",
                 f"safe_fetch returned {run.outcome!r} for {run.case.what}; expected "
                 "'http_error' with its status.",
+                "a 4xx/5xx raises ClientResponseError from raise_for_status(): catch it "
+                "before any broader clause (`except aiohttp.ClientError`, `except "
+                "Exception`), or test `response.ok` yourself.",
             )
         status = getattr(run.result, "status", None)
         if status is None:
@@ -696,6 +703,8 @@ def _judge_content_types(runs: list[_Run]) -> None:
                 "wrong-outcome",
                 f"safe_fetch returned {run.outcome!r} for {case.what}; expected "
                 "'invalid_response' (json() raised ContentTypeError).",
+                "catch ContentTypeError first, before ClientResponseError and any broader "
+                "clause, and return Outcome.INVALID_RESPONSE.",
             )
 
 
