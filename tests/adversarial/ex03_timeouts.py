@@ -49,7 +49,8 @@ async def fetch_with_deadline_evolved(url, deadline):
 
 @wrong(check.fetch_with_deadline, "uses sock_read as the deadline: a trickling body never trips",
        rule="The whole request, from connecting to the last byte of the body, must take at most "
-       "`deadline` seconds")
+       "`deadline` seconds",
+       problem="silence-limit")
 async def fetch_with_deadline_sock_read(url, deadline):
     timeout = aiohttp.ClientTimeout(sock_read=deadline)
     async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -58,7 +59,8 @@ async def fetch_with_deadline_sock_read(url, deadline):
 
 
 @wrong(check.fetch_with_deadline, "the deadline covers only getting the headers, not the body",
-       rule="from connecting to the last byte of the body")
+       rule="from connecting to the last byte of the body",
+       problem="body-not-covered")
 async def fetch_with_deadline_headers_only(url, deadline):
     async with aiohttp.ClientSession() as session:
         response = await asyncio.wait_for(session.get(url), deadline)
@@ -67,7 +69,8 @@ async def fetch_with_deadline_headers_only(url, deadline):
 
 
 @wrong(check.fetch_with_deadline, "limits only the connection phase with connect=",
-       rule="The whole request ... must take at most `deadline` seconds")
+       rule="The whole request ... must take at most `deadline` seconds",
+       problem="connect-only")
 async def fetch_with_deadline_connect_only(url, deadline):
     timeout = aiohttp.ClientTimeout(connect=deadline, sock_connect=deadline)
     async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -77,7 +80,8 @@ async def fetch_with_deadline_connect_only(url, deadline):
 
 @wrong(check.fetch_with_deadline, "catches the TimeoutError and returns an empty string",
        rule="the caller must see a `TimeoutError`: do not catch it, and do not return anything "
-       "in its place")
+       "in its place",
+       problem="swallowed-timeout")
 async def fetch_with_deadline_swallows_timeout(url, deadline):
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=deadline)) as session:
@@ -88,7 +92,8 @@ async def fetch_with_deadline_swallows_timeout(url, deadline):
 
 
 @wrong(check.fetch_with_deadline, "converts the timeout into a RuntimeError",
-       rule="the caller must see a `TimeoutError`")
+       rule="the caller must see a `TimeoutError`",
+       problem="wrong-exception")
 async def fetch_with_deadline_reraises_runtime_error(url, deadline):
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=deadline)) as session:
@@ -99,7 +104,8 @@ async def fetch_with_deadline_reraises_runtime_error(url, deadline):
 
 
 @wrong(check.fetch_with_deadline, "retries once after a timeout, so it can take twice the deadline",
-       rule="must take at most `deadline` seconds")
+       rule="must take at most `deadline` seconds",
+       problem="too-late")
 async def fetch_with_deadline_retries_once(url, deadline):
     timeout = aiohttp.ClientTimeout(total=deadline)
     async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -114,7 +120,8 @@ async def fetch_with_deadline_retries_once(url, deadline):
 
 
 @wrong(check.fetch_with_deadline, "hard-codes the quarter second of the example, ignores deadline",
-       rule="must take at most `deadline` seconds")
+       rule="must take at most `deadline` seconds",
+       problem="gave-up-early")
 async def fetch_with_deadline_hard_coded(url, deadline):
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.25)) as session:
         async with session.get(url) as response:
@@ -122,7 +129,8 @@ async def fetch_with_deadline_hard_coded(url, deadline):
 
 
 @wrong(check.fetch_with_deadline, "returns the body as bytes (read()) instead of text",
-       rule="returns the body as text")
+       rule="returns the body as text",
+       problem="not-text")
 async def fetch_with_deadline_returns_bytes(url, deadline):
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=deadline)) as session:
         async with session.get(url) as response:
@@ -130,7 +138,8 @@ async def fetch_with_deadline_returns_bytes(url, deadline):
 
 
 @wrong(check.fetch_with_deadline, "seed bug: except aiohttp.ClientTimeout turns the timeout "
-       "into a TypeError", rule="the caller must see a `TimeoutError`")
+       "into a TypeError", rule="the caller must see a `TimeoutError`",
+       problem="except-clienttimeout")
 async def fetch_with_deadline_except_client_timeout(url, deadline):
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=deadline)) as session:
@@ -212,7 +221,8 @@ async def fetch_and_explain_helper(url, patience):
 
 
 @wrong(check.fetch_and_explain, "uses total=patience: a slow but steady body is reported stalled",
-       rule='"answered": the body arrived completely, however long that took')
+       rule='"answered": the body arrived completely, however long that took',
+       problem="patience-as-deadline")
 async def fetch_and_explain_total(url, patience):
     stage = TOO_SLOW
     try:
@@ -226,7 +236,8 @@ async def fetch_and_explain_total(url, patience):
 
 
 @wrong(check.fetch_and_explain, "one except for every timeout: a mid-body stall is 'too slow'",
-       rule='"stalled mid-body": the headers arrived, then the body stopped')
+       rule='"stalled mid-body": the headers arrived, then the body stopped',
+       problem="cannot-tell-apart")
 async def fetch_and_explain_no_stage(url, patience):
     timeout = aiohttp.ClientTimeout(total=None, sock_read=patience)
     try:
@@ -239,7 +250,8 @@ async def fetch_and_explain_no_stage(url, patience):
 
 
 @wrong(check.fetch_and_explain, "never reads the body: answered as soon as the headers arrive",
-       rule="GETs `url`, reads the whole body")
+       rule="GETs `url`, reads the whole body",
+       problem="body-not-read")
 async def fetch_and_explain_skips_body(url, patience):
     timeout = aiohttp.ClientTimeout(total=None, sock_read=patience)
     try:
@@ -252,7 +264,8 @@ async def fetch_and_explain_skips_body(url, patience):
 
 
 @wrong(check.fetch_and_explain, "except aiohttp.ClientError also turns a refused connection into "
-       "'too slow to answer'", rule="Anything that is not a timeout ... let it propagate")
+       "'too slow to answer'", rule="Anything that is not a timeout ... let it propagate",
+       problem="catches-too-much")
 async def fetch_and_explain_catches_client_error(url, patience):
     stage = TOO_SLOW
     timeout = aiohttp.ClientTimeout(total=None, sock_read=patience)
@@ -267,7 +280,8 @@ async def fetch_and_explain_catches_client_error(url, patience):
 
 
 @wrong(check.fetch_and_explain, "re-raises ClientConnectionError before the TimeoutError clause, "
-       "so sock_read timeouts escape", rule="returns exactly one of ...")
+       "so sock_read timeouts escape", rule="returns exactly one of ...",
+       problem="timeout-escaped")
 async def fetch_and_explain_connection_error_first(url, patience):
     stage = TOO_SLOW
     timeout = aiohttp.ClientTimeout(total=None, sock_read=patience)
@@ -284,7 +298,8 @@ async def fetch_and_explain_connection_error_first(url, patience):
 
 
 @wrong(check.fetch_and_explain, "seed bug: except aiohttp.ClientTimeout raises TypeError",
-       rule="returns exactly one of ...")
+       rule="returns exactly one of ...",
+       problem="except-clienttimeout")
 async def fetch_and_explain_except_client_timeout(url, patience):
     stage = TOO_SLOW
     timeout = aiohttp.ClientTimeout(total=None, sock_read=patience)
@@ -299,7 +314,8 @@ async def fetch_and_explain_except_client_timeout(url, patience):
 
 
 @wrong(check.fetch_and_explain, "except Exception: every failure becomes a timeout answer",
-       rule="Anything that is not a timeout ... let it propagate to the caller")
+       rule="Anything that is not a timeout ... let it propagate to the caller",
+       problem="catches-too-much")
 async def fetch_and_explain_catches_everything(url, patience):
     stage = TOO_SLOW
     timeout = aiohttp.ClientTimeout(total=None, sock_read=patience)
@@ -315,7 +331,8 @@ async def fetch_and_explain_catches_everything(url, patience):
 
 @wrong(check.fetch_and_explain, "times the stage with connect= instead of sock_read: a silent "
        "server is never detected", rule='"too slow to answer": the server sent nothing ... for '
-       "`patience` seconds")
+       "`patience` seconds",
+       problem="no-timeout")
 async def fetch_and_explain_connect_timeout(url, patience):
     stage = TOO_SLOW
     timeout = aiohttp.ClientTimeout(total=None, connect=patience)
@@ -330,7 +347,8 @@ async def fetch_and_explain_connect_timeout(url, patience):
 
 
 @wrong(check.fetch_and_explain, "guesses the stage from the elapsed time instead of whether the "
-       "headers arrived", rule='"stalled mid-body": the headers arrived, then the body stopped')
+       "headers arrived", rule='"stalled mid-body": the headers arrived, then the body stopped',
+       problem="cannot-tell-apart")
 async def fetch_and_explain_guesses_from_elapsed(url, patience):
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -413,7 +431,8 @@ async def _aenumerate(iterable, start=0):
 
 
 @wrong(check.stream_lines, "total=max_silence: a long healthy stream is cut off",
-       rule="The stream may take as long as it needs")
+       rule="The stream may take as long as it needs",
+       problem="overall-limit")
 async def stream_lines_total(url, max_silence, handle_line):
     count = 0
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=max_silence)) as session:
@@ -425,7 +444,8 @@ async def stream_lines_total(url, max_silence, handle_line):
 
 
 @wrong(check.stream_lines, "treats iter_any() chunks as lines",
-       rule="reads the body of `url` **line by line**")
+       rule="reads the body of `url` **line by line**",
+       problem="wrong-lines")
 async def stream_lines_iter_any_as_lines(url, max_silence, handle_line):
     count = 0
     timeout = aiohttp.ClientTimeout(total=None, sock_read=max_silence)
@@ -438,7 +458,8 @@ async def stream_lines_iter_any_as_lines(url, max_silence, handle_line):
 
 
 @wrong(check.stream_lines, "reads the whole text, then splits it: lines only at the end",
-       rule="calls `handle_line(line)` ... as soon as it arrives")
+       rule="calls `handle_line(line)` ... as soon as it arrives",
+       problem="not-streamed")
 async def stream_lines_text_then_split(url, max_silence, handle_line):
     timeout = aiohttp.ClientTimeout(total=None, sock_read=max_silence)
     async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -451,7 +472,8 @@ async def stream_lines_text_then_split(url, max_silence, handle_line):
 
 
 @wrong(check.stream_lines, "catches the TimeoutError and returns the lines read so far",
-       rule="the function must raise a `TimeoutError`")
+       rule="the function must raise a `TimeoutError`",
+       problem="swallowed-timeout")
 async def stream_lines_swallows_timeout(url, max_silence, handle_line):
     count = 0
     timeout = aiohttp.ClientTimeout(total=None, sock_read=max_silence)
@@ -467,7 +489,8 @@ async def stream_lines_swallows_timeout(url, max_silence, handle_line):
 
 
 @wrong(check.stream_lines, "passes bytes to handle_line instead of text",
-       rule="calls `handle_line(line)` with each line as text")
+       rule="calls `handle_line(line)` with each line as text",
+       problem="not-text")
 async def stream_lines_passes_bytes(url, max_silence, handle_line):
     count = 0
     timeout = aiohttp.ClientTimeout(total=None, sock_read=max_silence)
@@ -481,7 +504,8 @@ async def stream_lines_passes_bytes(url, max_silence, handle_line):
 
 @wrong(check.stream_lines, "no sock_read at all: a stall is not detected",
        rule="if no data arrives for `max_silence` seconds, the function must raise a "
-       "`TimeoutError`")
+       "`TimeoutError`",
+       problem="no-stall-detection")
 async def stream_lines_no_stall_detection(url, max_silence, handle_line):
     count = 0
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
@@ -493,7 +517,8 @@ async def stream_lines_no_stall_detection(url, max_silence, handle_line):
 
 
 @wrong(check.stream_lines, "evolves the session default without total=None: still cut at 300 s",
-       rule="The stream may take as long as it needs, minutes if the server keeps sending")
+       rule="The stream may take as long as it needs, minutes if the server keeps sending",
+       problem="overall-limit")
 async def stream_lines_keeps_default_total(url, max_silence, handle_line):
     count = 0
     async with aiohttp.ClientSession() as session:
@@ -506,7 +531,8 @@ async def stream_lines_keeps_default_total(url, max_silence, handle_line):
 
 
 @wrong(check.stream_lines, "wait_for per whole line: a line arriving in slow pieces times out "
-       "although data keeps arriving", rule="if no data arrives for `max_silence` seconds")
+       "although data keeps arriving", rule="if no data arrives for `max_silence` seconds",
+       problem="limit-per-line")
 async def stream_lines_wait_for_each_line(url, max_silence, handle_line):
     count = 0
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
@@ -519,7 +545,8 @@ async def stream_lines_wait_for_each_line(url, max_silence, handle_line):
 
 
 @wrong(check.stream_lines, "asyncio.timeout(max_silence) around the whole stream: a deadline",
-       rule="The stream may take as long as it needs")
+       rule="The stream may take as long as it needs",
+       problem="overall-limit")
 async def stream_lines_asyncio_timeout_whole(url, max_silence, handle_line):
     count = 0
     async with asyncio.timeout(max_silence):
