@@ -529,6 +529,8 @@ def _broken_app(
             try:
                 data = await request.json()
             except ValueError:
+                if no_name_plain:
+                    raise web.HTTPBadRequest(text="the body must be JSON") from None
                 raise _json_error(web.HTTPBadRequest, "the body must be JSON") from None
             name = data.get("name") if isinstance(data, dict) else None
             if not isinstance(name, str) or not name:
