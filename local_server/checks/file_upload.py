@@ -2,369 +2,1107 @@
 
 In the notebook: ``from local_server.checks import file_upload as check``.
 
-Each check writes its own file in a temporary directory (removed afterwards) and, while the
-learner's code runs, makes ``open()`` of that one file (``open``, ``io.open``, ``Path.open``,
-and IPython's ``open`` in a notebook) return a tracked reader: it records how many bytes were
-read on the check's event-loop thread (reads there block the loop) and whether the handle was
-closed. The server's ``/upload``
-report (each part's name, filename, size and SHA-256) says what arrived.
-
-- ``upload_form`` sends a file and text fields as ``multipart/form-data``.
-- ``upload_large`` streams a 16 MiB file while ``tracemalloc`` records the peak memory.
-- ``upload_with_progress`` streams a 4 MiB file and reports progress through a callback.
+Each task's rules are declared in a table (``UPLOAD_FORM``, ``UPLOAD_LARGE``,
+``UPLOAD_WITH_PROGRESS``) and observed on seeded scenarios. The check writes its own files
+(binary and non-ASCII text, sizes that are no multiple of any chunk size) in a fresh temporary
+directory and serves its own upload endpoint, on the check's event loop, that records what
+arrived (the query, each part's name, filename, size and SHA-256) and answers the same JSON
+report as the course server's ``POST /upload``. Effects are observed, whatever API the code
+uses: whether the file is still open afterwards (the process's open files, and Python's
+"unclosed file" warning), the bytes read on the event loop's thread (``observe``), the peak
+of Python's memory (``tracemalloc``), and, for progress, how many bytes had been handed to
+aiohttp when each call came (the session's ``on_request_chunk_sent`` trace). One scenario of
+each task fails on purpose (a refused connection, a server that drops the connection
+mid-body): the code must raise and the file still be closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
-import io
+import inspect
 import itertools
 import os
-import secrets
+import random
+import shutil
+import socket
+import sys
 import tempfile
-import threading
 import warnings
-from collections.abc import Iterator
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
+import psutil
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from ..runner import LocalServer
-from .harness import (
-    ORIGINAL_OPEN,
-    Mistake,
-    PeakMemory,
-    SessionSpy,
-    call_async,
-    check,
-    open_replaced_by,
+from ..runner import LOOPBACK, LocalServer
+from ..serving import refused_url
+from . import observe
+from .evidence import clip, exception_text, explain, is_learner_file, learner_line
+from .harness import PeakMemory, SessionSpy, call_async, check, plural
+from .rules import Mistake, Rule, Task
+
+SEED = 0
+# The check's endpoint reads the body in pieces of this size.
+READ_CHUNK = 64 * 1024
+# Reading more of the file than this on the event loop's thread blocks the loop.
+LOOP_READ_LIMIT = 1024 * 1024
+# os.read() calls on the loop's thread (their size cannot be seen) that count as blocking.
+LOOP_OS_READ_CALLS = 4
+# aiohttp closes a file it has sent from a worker thread just after the response: wait this
+# long for the process to show it closed before calling it left open.
+CLOSE_GRACE_SECONDS = 1.0
+# A failed upload: the server drops the connection once this much of the body has arrived.
+ABORT_AT = 1024 * 1024
+# A throttled scenario: the endpoint reads this many bytes per second, through small socket
+# buffers, so the upload lasts most of a second and progress has time to show.
+THROTTLE_BYTES_PER_SECOND = 6 * 1024 * 1024
+SMALL_BUFFER = 32 * 1024
+MIN_PROGRESS_CALLS = 4
+MIN_CALLS_DURING_UPLOAD = 2
+
+SESSION_HINT = (
+    "send the request with the `session` your function is given (`session.post(...)`): it "
+    "is the caller's pool, and a session of your own is one more to close."
+)
+TEXT_MODE_HINT = (
+    'open the file in binary mode, `open(path, "rb")`: text mode decodes the bytes (and '
+    "fails on a byte that is not UTF-8) and may change line endings."
+)
+CLOSED_HINT = (
+    '`with open(path, "rb") as file:` around the whole request closes the file however '
+    "the request ends; a `close()` after the request is skipped when it raises."
+)
+ERROR_HINT = (
+    "let the exception propagate (no `except` that returns): the caller must learn that "
+    "the upload failed."
 )
 
-FORM_FIELD = "document"
-LARGE_SIZE = 16 * 1024 * 1024
-PROGRESS_SIZE = 4 * 1024 * 1024
-# Reading more than this on the event loop's thread is reported as blocking the loop.
-LOOP_READ_LIMIT = 1024 * 1024
-# aiohttp closes a file it was given from a worker thread, just after the response: wait
-# this long for it before calling the handle left open.
-CLOSE_GRACE_SECONDS = 1.0
-MIN_PROGRESS_CALLS = 4
+
+FORM_FAILURES = "a session that is already closed (nothing is sent), and a refused port"
+STREAM_FAILURES = "a server that drops the connection mid-body, and a session already closed"
 
 
-class _ReadLog:
-    """What happened to the tracked file: handles opened, bytes read on the loop's thread."""
+def _rule_own_session() -> Rule:
+    return Rule(
+        "own-session",
+        "POSTs ... with the `session` it is given",
+        "sessions created while the function ran, counted",
+        SESSION_HINT,
+    )
 
-    def __init__(self, path: str, loop_thread: int) -> None:
-        self.path = os.path.realpath(path)
-        self.loop_thread = loop_thread
-        self.handles: list[_TrackedFile] = []
-        self.bytes_on_loop = 0
-        self.bytes_read = 0
 
-    def record(self, count: int) -> None:
-        self.bytes_read += count
-        if threading.get_ident() == self.loop_thread:
-            self.bytes_on_loop += count
+def _rule_error_swallowed(when: str) -> Rule:
+    return Rule(
+        "error-swallowed",
+        "if the upload fails, your function raises",
+        f"{when}: the function must raise",
+        ERROR_HINT,
+    )
+
+
+def _rule_left_open_on_error(when: str) -> Rule:
+    return Rule(
+        "file-left-open-on-error",
+        "the file is closed when your function returns, whatever happens",
+        f"{when}: the process's open files afterwards, and Python's 'unclosed file' warning",
+        CLOSED_HINT,
+    )
+
+
+def _rule_text_mode() -> Rule:
+    return Rule(
+        "text-mode",
+        "open the file in binary mode",
+        "a binary file: text mode fails to decode it (UnicodeDecodeError), or the bytes "
+        "that arrive differ",
+        TEXT_MODE_HINT,
+    )
+
+
+def _rule_wrong_return() -> Rule:
+    return Rule(
+        "wrong-return",
+        "returns the server's JSON report (`await response.json()`)",
+        "the type and content of what the function returned",
+        "return `await response.json()` from inside `async with session.post(...)`.",
+    )
+
+
+# --- observing one call ------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    """What the check's endpoint saw of one upload."""
+
+    method: str = ""
+    query: dict[str, str] = field(default_factory=dict)
+    content_type: str = ""
+    declared: int | None = None
+    body_bytes: int = 0
+    report: dict[str, Any] | None = None
+    aborted: bool = False
+    error: str = ""
+
+
+@dataclass
+class Scenario:
+    """One upload the check makes the code do."""
+
+    name: str
+    content: bytes
+    fields: dict[str, str] = field(default_factory=dict)
+    rate: float | None = None
+    abort_at: int | None = None
+    # How the scenario fails on purpose: "refused" (no server listens), "closed-session" (the
+    # session given is already closed: the request fails before anything is sent), "dropped"
+    # (the server drops the connection once ``abort_at`` bytes have arrived).
+    fails: str = ""
 
     @property
-    def open_handles(self) -> int:
-        return sum(not handle.closed for handle in self.handles)
+    def how_it_failed(self) -> str:
+        return {
+            "refused": "when the connection was refused",
+            "closed-session": "when the request failed before sending (the session given was "
+            "already closed)",
+            "dropped": f"when the server dropped the connection after {ABORT_AT // 2**20} MiB",
+        }[self.fails]
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+    @property
+    def label(self) -> str:
+        return f"{self.name!r} ({self.size:,} bytes)"
 
 
-class _TrackedFile(io.BufferedReader):
-    """A binary reader that reports every read to its ``_ReadLog``."""
+@dataclass
+class Failure:
+    """An exception the learner's code let escape, summed up (no traceback kept alive)."""
 
-    def __init__(self, path: str, log: _ReadLog) -> None:
-        super().__init__(io.FileIO(path, "rb"))
-        self._log = log
-        log.handles.append(self)
-
-    def read(self, size: int | None = -1) -> bytes:
-        data = super().read(size)
-        self._log.record(len(data))
-        return data
-
-    def read1(self, size: int = -1) -> bytes:
-        data = super().read1(size)
-        self._log.record(len(data))
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        count = super().readinto(buffer)
-        self._log.record(count or 0)
-        return count
+    text: str
+    where: str
+    decoded: str  # the UnicodeDecodeError in its chain, if any: the file was read as text
+    problem: str
+    message: str
+    hint: str
 
 
-@contextlib.contextmanager
-def _tracked_open(log: _ReadLog) -> Iterator[None]:
-    """Make ``open(log.path, "rb")`` (however it is spelled) return a ``_TrackedFile``."""
-    def tracking_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        if (
-            isinstance(file, (str, os.PathLike))
-            and set(mode) <= set("rb")
-            and "b" in mode
-            and os.path.realpath(os.fspath(file)) == log.path
-        ):
-            return _TrackedFile(os.fspath(file), log)
-        return ORIGINAL_OPEN(file, mode, *args, **kwargs)
+def _failure(exc: BaseException) -> Failure:
+    chain: list[BaseException] = []
+    error: BaseException | None = exc
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    where = learner_line(exc)
+    problem, message, hint = explain(exc)
+    decoded = next((exception_text(e) for e in chain if isinstance(e, UnicodeDecodeError)), "")
+    return Failure(exception_text(exc), str(where or ""), decoded, problem, message, hint)
 
-    # aiohttp warns (ResourceWarning) when given a large bytes body: the memory check reports
-    # that mistake in words, so the warning is recorded here, not raised.
+
+@dataclass
+class Call:
+    """One call of the learner's function: what it returned or raised, and its effects."""
+
+    result: Any = None
+    failure: Failure | None = None
+    received: Received = field(default_factory=Received)
+    left_open: str = ""  # how the file was seen left open, or ""
+    own_sessions: int = 0
+    peak: int = 0
+    handed: list[int] = field(default_factory=list)  # bytes handed to aiohttp at each call
+    loop_read: int = 0  # bytes of the file read on the event loop's thread
+    loop_os_reads: int = 0  # os.read() calls on the loop's thread (their size is not seen)
+    loop_where: str = ""
+    opened_at: str = ""  # the learner's line that opened the file
+
+
+class _Endpoint:
+    """The check's upload endpoint: records what arrived and answers the JSON report."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.received = Received()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("POST", "/upload", self.handle)
+        app.router.add_route("PUT", "/upload", self.handle)
+        return app
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        got = self.received
+        got.method = request.method
+        got.query = dict(request.query)
+        got.content_type = request.content_type
+        got.declared = request.content_length
+        try:
+            if request.content_type.startswith("multipart/"):
+                report = await self._multipart(request)
+            else:
+                report = await self._raw(request)
+        except _Aborted:
+            got.aborted = True
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=400)
+        except (ValueError, LookupError, RuntimeError, HttpProcessingError) as exc:
+            got.error = clip(str(exc), 80)
+            detail = f"the multipart body could not be parsed: {got.error}"
+            return web.json_response({"error": "bad request", "detail": detail}, status=400)
+        got.report = {"method": request.method, **report}
+        return web.json_response(got.report)
+
+    async def _pace(self, request: web.Request, count: int) -> None:
+        got = self.received
+        got.body_bytes += count
+        scenario = self.scenario
+        if scenario.abort_at is not None and got.body_bytes >= scenario.abort_at:
+            raise _Aborted
+        if scenario.rate:
+            await asyncio.sleep(count / scenario.rate)
+
+    async def _raw(self, request: web.Request) -> dict[str, Any]:
+        digest, size = hashlib.sha256(), 0
+        while chunk := await request.content.read(READ_CHUNK):
+            size += len(chunk)
+            digest.update(chunk)
+            await self._pace(request, len(chunk))
+        return {"kind": "raw", "content_type": request.headers.get("Content-Type"),
+                "size": size, "sha256": digest.hexdigest()}  # fmt: skip
+
+    async def _multipart(self, request: web.Request) -> dict[str, Any]:
+        reader = await request.multipart()
+        parts = []
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, aiohttp.BodyPartReader):
+                raise ValueError("a part that is itself multipart")
+            digest, size, head = hashlib.sha256(), 0, b""
+            while chunk := await part.read_chunk(READ_CHUNK):
+                size += len(chunk)
+                digest.update(chunk)
+                if len(head) <= 1024:
+                    head += chunk[: 1025 - len(head)]
+                await self._pace(request, len(chunk))
+            value = None
+            if part.filename is None and len(head) <= 1024:
+                with contextlib.suppress(UnicodeDecodeError, LookupError):
+                    value = head.decode(part.get_charset(default="utf-8"))
+            parts.append({
+                "name": part.name,
+                "filename": unquote(part.filename) if part.filename is not None else None,
+                "content_type": part.headers.get("Content-Type"),
+                "size": size,
+                "sha256": digest.hexdigest(),
+                "value": value,
+            })  # fmt: skip
+        return {"kind": "multipart", "content_type": request.content_type,
+                "size": sum(p["size"] for p in parts), "parts": parts}  # fmt: skip
+
+
+class _Aborted(Exception):
+    """The scenario drops the connection here."""
+
+
+@contextlib.asynccontextmanager
+async def _serving(endpoint: _Endpoint, small_buffers: bool) -> AsyncIterator[str]:
+    """Serve ``endpoint`` on this loop; yield its /upload URL (a refused one if asked)."""
+    if endpoint.scenario.fails in ("refused", "closed-session"):
+        yield refused_url("/upload")
+        return
+    runner = web.AppRunner(endpoint.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        with open_replaced_by(tracking_open), warnings.catch_warnings(record=True):
-            warnings.simplefilter("always")
-            yield
+        if small_buffers:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+        listener.bind((LOOPBACK, 0))
+        site = web.SockSite(runner, listener, shutdown_timeout=0.5)
+        await site.start()
+        yield f"http://{LOOPBACK}:{listener.getsockname()[1]}/upload"
     finally:
-        for handle in log.handles:  # close what the learner left open, after judging it
-            if not handle.closed:
-                handle.close()
-        for handle in log.handles:  # close what the learner left open, after judging it
-            if not handle.closed:
-                handle.close()
+        await runner.cleanup()
+        listener.close()
+
+
+def _small_send_buffer(addr_info: Any) -> socket.socket:
+    family, kind, proto, _, _ = addr_info
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+    return sock
 
 
 @contextlib.contextmanager
-def _temporary_file(name: str, size: int) -> Iterator[tuple[str, str]]:
-    """A file of ``size`` random bytes named ``name`` in a fresh temporary directory."""
-    with tempfile.TemporaryDirectory(prefix="upload-check-") as directory:
-        path = os.path.join(directory, name)
-        digest = hashlib.sha256()
+def _scenario_file(scenario: Scenario) -> Iterator[str]:
+    directory = tempfile.mkdtemp(prefix="upload-check-")
+    path = os.path.join(directory, scenario.name)
+    try:
         with open(path, "wb") as file:
-            remaining = size
-            while remaining:
-                block = os.urandom(min(remaining, 1024 * 1024))
-                digest.update(block)
-                file.write(block)
-                remaining -= len(block)
-        yield path, digest.hexdigest()
+            file.write(scenario.content)
+        yield path
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
-async def _expect_closed(task: str, log: _ReadLog) -> None:
-    """The learner's code closed every handle it opened (aiohttp may close it a bit later)."""
-    deadline = asyncio.get_running_loop().time() + CLOSE_GRACE_SECONDS
-    while log.open_handles and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.01)
-    if log.open_handles:
-        raise Mistake(
-            "file-left-open",
-            f"{task} returned with the file still open.",
-            'open it with `with open(path, "rb") as file:` around the request, so it is '
-            "closed even when the upload fails.",
+def _open_paths() -> set[str]:
+    try:
+        return {os.path.realpath(f.path) for f in psutil.Process().open_files()}
+    except psutil.Error:
+        return set()
+
+
+def _unclosed_warning(caught: list[warnings.WarningMessage], path: str) -> bool:
+    """Python warned that a file of the check's (by name, or by fd) was never closed."""
+    directory = os.path.dirname(path)
+    for warning in caught:
+        text = str(warning.message)
+        if issubclass(warning.category, ResourceWarning) and "unclosed file" in text:
+            if directory in text or ("name=" in text and "name='" not in text):
+                return True
+    return False
+
+
+@contextlib.contextmanager
+def _generators_seen() -> Iterator[weakref.WeakSet]:
+    """Note every async generator of the learner's that this thread starts iterating."""
+    hooks = sys.get_asyncgen_hooks()
+    seen: weakref.WeakSet = weakref.WeakSet()
+
+    def firstiter(generator: Any) -> None:
+        if is_learner_file(generator.ag_code.co_filename):
+            seen.add(generator)
+        if hooks.firstiter is not None:
+            hooks.firstiter(generator)
+
+    sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=hooks.finalizer)
+    try:
+        yield seen
+    finally:
+        sys.set_asyncgen_hooks(*hooks)
+
+
+async def _close_generators(generators: weakref.WeakSet) -> None:
+    """Close the learner's async generators that a failed request left suspended.
+
+    aiohttp stops iterating a body generator when the connection breaks, but does not close
+    it; asyncio.run() (or the next garbage collection) would. Closing them here, as that
+    would, lets a ``with`` inside the generator close the file, and shows a file that only
+    the end of the loop would have closed.
+    """
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + CLOSE_GRACE_SECONDS
+    for generator in list(generators):
+        while generator.ag_running and loop.time() < give_up_at:
+            await asyncio.sleep(0.01)  # a read in a worker thread, cancelled when it returns
+        if generator.ag_frame is not None and not generator.ag_running:
+            with contextlib.suppress(Exception):
+                await generator.aclose()
+
+
+async def _settle() -> None:
+    """Let finalizers and the loop's async-generator clean-up run."""
+    gc.collect()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
+    gc.collect()
+    await asyncio.sleep(0)
+
+
+async def _run(
+    task: str, learner: Any, scenario: Scenario, spy: SessionSpy, *extra: Any,
+    memory: bool = False, on_progress: Any = None,
+) -> Call:  # fmt: skip
+    """Call the learner's function once on ``scenario``; observe what it did and left."""
+    call = Call()
+    obs = observe.current()
+    endpoint = _Endpoint(scenario)
+    call.received = endpoint.received
+    handed = [0]
+
+    async def chunk_sent(session: Any, context: Any, params: Any) -> None:
+        handed[0] += len(params.chunk)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_chunk_sent.append(chunk_sent)
+    throttled = scenario.rate is not None
+    connector = aiohttp.TCPConnector(socket_factory=_small_send_buffer if throttled else None)
+    args: list[Any] = list(extra)
+    if on_progress is not None:
+
+        def progress(*values: Any) -> Any:
+            call.handed.append(handed[0])
+            return on_progress(*values)
+
+        args.append(progress)
+    with _scenario_file(scenario) as path:
+        async with _serving(endpoint, throttled) as url, aiohttp.ClientSession(
+            connector=connector, trace_configs=[trace]
+        ) as session:
+            if scenario.fails == "closed-session":
+                await session.close()
+            before = spy.created
+            _, os_reads_before, _ = _loop_reads(path)
+            with warnings.catch_warnings(record=True) as caught, obs.window() as window:
+                warnings.simplefilter("always")
+                meter = PeakMemory() if memory else contextlib.nullcontext()
+                with meter, _generators_seen() as generators:
+                    try:
+                        call.result = await call_async(task, learner, session, url, path, *args)
+                    except (Mistake, NotImplementedError):
+                        raise
+                    except Exception as exc:  # the scenario judges it
+                        call.failure = _failure(exc)
+                        del exc
+                if isinstance(meter, PeakMemory):
+                    call.peak = meter.peak
+                await _close_generators(generators)
+                await _settle()
+                call.left_open = await _still_open(path, caught)
+            call.own_sessions = spy.created - before
+            real = os.path.realpath(path)
+            opened = [e.where for e in window.files if e.path == real and e.where is not None]
+            call.opened_at = str(opened[0]) if opened else ""
+            call.loop_read, os_reads, call.loop_where = _loop_reads(path)
+            call.loop_os_reads = os_reads - os_reads_before
+    return call
+
+
+async def _still_open(path: str, caught: list[warnings.WarningMessage]) -> str:
+    """How the file was seen left open ("" if it was closed)."""
+    real = os.path.realpath(path)
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + CLOSE_GRACE_SECONDS
+    while real in _open_paths() and loop.time() < give_up_at:
+        await asyncio.sleep(0.02)
+    if real in _open_paths():
+        return "the file was still open after it returned"
+    if _unclosed_warning(caught, path):
+        return (
+            "the file was never closed: Python closed it when it dropped the last reference "
+            "('unclosed file' warning)"
         )
+    return ""
 
 
-def _expect_not_blocking(task: str, log: _ReadLog) -> None:
-    if log.bytes_on_loop > LOOP_READ_LIMIT:
-        raise Mistake(
-            "blocked-loop",
-            f"{task} read {log.bytes_on_loop // 1024} KiB of the file on the event loop's "
-            "thread: while each read runs, no other task can.",
-            "pass the open file to aiohttp (`data=file`), which reads it in a worker thread, "
-            "or read chunks with `await asyncio.to_thread(file.read, size)`.",
+def _loop_reads(path: str) -> tuple[int, int, str]:
+    """Bytes of ``path`` read on the loop's thread so far, os.read calls there, a line."""
+    real = os.path.realpath(path)
+    read_bytes, os_calls, where = 0, 0, ""
+    for call in observe.current().blocking_calls("file-read"):
+        if call.target in ("os.read", "os.pread"):
+            os_calls += call.calls
+        elif os.path.realpath(call.target) == real:
+            read_bytes += call.bytes
+        else:
+            continue
+        where = where or str(call.where)
+    return read_bytes, os_calls, where
+
+
+# --- judging what one call did -----------------------------------------------------------
+
+
+def _judge_common(table: Task, task: str, call: Call, scenario: Scenario) -> dict[str, Any]:
+    """Own session, an exception, the shape of the report: the report, or the Mistake."""
+    if call.own_sessions:
+        raise table.broken(
+            "own-session",
+            f"{task} created {plural(call.own_sessions, 'session')} of its own instead of "
+            "using the `session` it was given.",
         )
-
-
-def _expect_report(task: str, report: Any) -> dict[str, Any]:
-    if not isinstance(report, dict) or "kind" not in report:
-        raise Mistake(
+    failure = call.failure
+    if failure is not None:
+        if failure.decoded and "text-mode" in table.rules:
+            where = call.opened_at or failure.where
+            raise table.broken(
+                "text-mode",
+                f"uploading the binary file {scenario.label} failed with "
+                f"{clip(failure.decoded, 90)}: the file was opened in text mode"
+                f"{' at ' + where if where else ''}.",
+            )
+        raise table.broken(
+            failure.problem if failure.problem in table.rules else "raised",
+            f"uploading {scenario.label}, {task} {failure.message}",
+            failure.hint or None,
+        )
+    report = call.result
+    if inspect.iscoroutine(report):
+        report.close()
+        raise table.broken(
+            "missing-await",
+            f"{task} returned a coroutine instead of the report: an await is missing.",
+            "`return await response.json()`: json() is a coroutine function.",
+        )
+    received = call.received
+    if received.report is None:
+        if received.error:
+            raise table.broken(
+                "wrong-content",
+                f"for {scenario.label}, the server answered 400: the body could not be parsed "
+                f"({received.error}).",
+            )
+        if not received.method:
+            raise table.broken(
+                "wrong-content", f"{task} returned, but nothing was uploaded to `url`."
+            )
+    if isinstance(report, aiohttp.ClientResponse):
+        raise table.broken("wrong-return", f"{task} returned the response object.")
+    if isinstance(report, (str, bytes)):
+        raise table.broken(
+            "wrong-return", f"{task} returned {type(report).__name__}, not the parsed JSON."
+        )
+    if not isinstance(report, dict) or report != call.received.report:
+        raise table.broken(
             "wrong-return",
-            f"{task} returned {type(report).__name__}; expected the server's JSON report.",
-            "return `await response.json()` from inside `async with session.post(...)`.",
+            f"{task} returned {clip(repr(report), 80)}; expected the server's JSON report.",
         )
     return report
 
 
-def _expect_opened(task: str, log: _ReadLog) -> None:
-    if not log.handles:
-        raise Mistake(
-            "file-not-opened",
-            f"{task} never opened the file at `path` in binary mode.",
-            'open it with `open(path, "rb")`: the bytes must come from that file.',
+def _judge_bytes(table: Task, task: str, call: Call, scenario: Scenario) -> None:
+    """The whole file arrived, byte for byte (raw, or as one part of a form)."""
+    report = call.received.report or {}
+    if report.get("kind") == "multipart":
+        candidates = [p for p in report["parts"] if p["filename"] is not None] or report["parts"]
+    else:
+        candidates = [report]
+    if any(p.get("sha256") == scenario.sha256 for p in candidates):
+        return
+    sizes = [p.get("size") for p in candidates]
+    _wrong_content(table, task, scenario, sizes[0] if sizes else 0)
+
+
+def _wrong_content(table: Task, task: str, scenario: Scenario, size: Any) -> None:
+    if isinstance(size, int) and size == scenario.size:
+        detail = "the right size but different bytes (read in text mode? not from the start?)"
+    elif isinstance(size, int) and size < scenario.size:
+        detail = f"{size:,} bytes of its {scenario.size:,}: part of the file was not sent"
+    else:
+        detail = f"{size!r} bytes for a file of {scenario.size:,}"
+    raise table.broken(
+        "wrong-content", f"for {scenario.label}, the server received {detail}."
+    )
+
+
+async def _judge_failed_upload(
+    table: Task, task: str, learner: Any, scenario: Scenario, spy: SessionSpy, *extra: Any,
+    on_progress: Any = None,
+) -> None:  # fmt: skip
+    """A scenario that fails: the code must raise, and the file must be closed then too."""
+    call = await _run(task, learner, scenario, spy, *extra, on_progress=on_progress)
+    how = scenario.how_it_failed
+    if call.own_sessions:
+        _judge_common(table, task, call, scenario)
+    if call.failure is None:
+        raise table.broken(
+            "error-swallowed",
+            f"{how}, {task} returned {clip(repr(call.result), 60)} instead of raising.",
         )
+    if call.left_open:
+        raise table.broken(
+            "file-left-open-on-error",
+            f"{how}, {task} raised ({clip(call.failure.text, 70)}), and {call.left_open}"
+            + (
+                ": aiohttp closes a file it was given only once the request is under way."
+                if scenario.fails == "closed-session"
+                else "."
+            ),
+        )
+
+
+def _seeded_text(rng: random.Random, size: int) -> bytes:
+    """UTF-8 CSV text with non-ASCII names, exactly ``size`` bytes, LF line endings."""
+    names = ["Zoë", "Ada", "Łukasz", "Chloé", "Søren", "Ana"]
+    rows = ["name,city,amount €"]
+    length = len(rows[0].encode()) + 1
+    while length < size:
+        row = f"{rng.choice(names)},{rng.choice(['Köln', 'Kraków', 'Nice'])},{rng.randrange(10**5)}"
+        rows.append(row)
+        length += len(row.encode()) + 1
+    text = ("\n".join(rows) + "\n").encode()
+    return text[: size - 1] + b"\n"
 
 
 # --- Task 1: upload_form -------------------------------------------------------------------
 
+FORM_FIELD = "document"
 
-@check("upload_form")
+UPLOAD_FORM = Task(
+    "upload_form",
+    _rule_own_session(),
+    Rule(
+        "not-multipart",
+        "POSTs a `multipart/form-data` form",
+        "the Content-Type of the body the check's endpoint received",
+        "build an `aiohttp.FormData()`, `add_field()` each field and the file, and pass it "
+        "as `data=`.",
+    ),
+    Rule(
+        "wrong-field-name",
+        "the file at `path`, in the field named **`document`**",
+        "the name of the part that holds the file's bytes",
+        'the first argument of `add_field()` is the form field: `form.add_field("document", '
+        "file, filename=...)`.",
+    ),
+    Rule(
+        "no-filename",
+        "the file ... under the file's own name",
+        "the 'document' part arrived with no filename: a text field, not a file",
+        "pass the open file, or bytes with `filename=`: a str is sent as a text field.",
+    ),
+    Rule(
+        "wrong-filename",
+        "under the file's own name (not the full path)",
+        "the filename of the 'document' part, on two files (one with a non-ASCII name)",
+        "use `os.path.basename(path)` (never a fixed name like the seed's 'upload.txt', and "
+        "never the full path), or leave `filename=` out for an open file.",
+    ),
+    _rule_text_mode(),
+    Rule(
+        "wrong-content",
+        "the file at `path` (its bytes, unchanged)",
+        "the size and SHA-256 of the 'document' part, compared with the file's",
+        'send the file opened in binary mode (`"rb"`), from its start.',
+    ),
+    Rule(
+        "field-not-text",
+        "every entry of the dict `fields` as a text field",
+        "a field arrived as a file part (with a filename): it was given as bytes",
+        "pass each value as the str it is: `form.add_field(key, value)`; bytes are sent as "
+        "a file.",
+    ),
+    Rule(
+        "missing-field",
+        "every entry of the dict `fields` as a text field",
+        "each field's value in the form, on two dicts (two and three fields, non-ASCII)",
+        "add every entry of `fields` to the form: `aiohttp.FormData(fields)`, or "
+        "`form.add_field(key, value)` for each.",
+    ),
+    _rule_wrong_return(),
+    Rule(
+        "file-left-open",
+        "make sure the file is closed when your function returns",
+        "the process's open files after the call, and Python's 'unclosed file' warning",
+        CLOSED_HINT,
+    ),
+    _rule_left_open_on_error(FORM_FAILURES),
+    _rule_error_swallowed(FORM_FAILURES),
+)
+
+
+def _form_scenarios() -> list[Scenario]:
+    rng = random.Random(f"{SEED}-upload_form")
+    token = f"{rng.getrandbits(24):06x}"
+    scan = Scenario(
+        f"scan-{token}.pdf",
+        b"%PDF-1.7\n\xe2\xe3\xcf\xd3\n" + rng.randbytes(70_001 + rng.randrange(5_000)),
+        {"title": f"Scan {token}", "author": "Ada"},
+    )
+    report = Scenario(
+        f"résumé été {token}.csv",
+        _seeded_text(rng, 40_003 + rng.randrange(5_000)),
+        {"title": "Rapport trimestriel — été", "author": "Zoë", "tags": f"q3,{token}"},
+    )
+    return [scan, report]
+
+
+@check(UPLOAD_FORM)
 async def upload_form(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
     """``upload_form(session, url, path, fields)``: the file as part "document", plus fields."""
-    token = secrets.token_hex(3)
-    fields = {"title": f"Quarterly report {token}", "author": "Ada"}
-    name = f"report-{token}.csv"
-    with _temporary_file(name, 64 * 1024) as (path, sha256):
-        log = _ReadLog(path, threading.get_ident())
-        with _tracked_open(log):
-            async with aiohttp.ClientSession() as session:
-                report = await call_async(
-                    "upload_form", learner, session, f"{server.url}/upload", path, dict(fields)
-                )
-            _expect_opened("upload_form", log)
-            await _expect_closed("upload_form", log)
-    report = _expect_report("upload_form", report)
+    for scenario in _form_scenarios():
+        call = await _run("upload_form", learner, scenario, spy, dict(scenario.fields))
+        _judge_common(UPLOAD_FORM, "upload_form", call, scenario)
+        _judge_form(call, scenario)
+        if call.left_open:
+            raise UPLOAD_FORM.broken(
+                "file-left-open", f"after uploading {scenario.label}, {call.left_open}."
+            )
+    for fails in FAILURES:
+        scenario = Scenario(f"notes-{fails}.txt", b"short notes\n", {"title": "x"}, fails=fails)
+        await _judge_failed_upload(
+            UPLOAD_FORM, "upload_form", learner, scenario, spy, dict(scenario.fields)
+        )
+    return (
+        "two files (binary, and text with a non-ASCII name) arrived as 'document' under their "
+        "own names, byte for byte, with every field as text; the file was closed each time, "
+        "also when the request failed before sending or was refused, and the error reached "
+        "the caller."
+    )
+
+
+# The failures every upload_form check makes happen.
+FAILURES = ("closed-session", "refused")
+
+
+def _judge_form(call: Call, scenario: Scenario) -> None:
+    table, received = UPLOAD_FORM, call.received
+    report = received.report or {}
     if report.get("kind") != "multipart":
-        raise Mistake(
+        kind = received.content_type or "no Content-Type"
+        raise table.broken(
             "not-multipart",
-            f"the server received a {report.get('content_type')} body, not multipart/form-data.",
-            "build an `aiohttp.FormData()`, `add_field()` each field and the file, and pass it "
-            "as `data=`.",
+            f"the server received a body of type {kind}, not multipart/form-data"
+            + (
+                ": a FormData (or dict) of text values only is sent urlencoded."
+                if kind == "application/x-www-form-urlencoded"
+                else "."
+            ),
         )
     parts = report["parts"]
-    files = [part for part in parts if part["filename"] is not None]
-    if not files:
-        raise Mistake(
-            "no-filename",
-            "no part of the upload had a filename, so the server sees no file.",
-            '`add_field("document", file, filename=...)` marks the part as a file.',
-        )
-    by_name = {part["name"]: part for part in files}
-    if FORM_FIELD not in by_name:
-        raise Mistake(
+    by_content = [p for p in parts if p["sha256"] == scenario.sha256]
+    documents = [p for p in parts if p["name"] == FORM_FIELD]
+    if by_content and all(p["name"] != FORM_FIELD for p in by_content):
+        raise table.broken(
             "wrong-field-name",
-            f"the file arrived in a part named {files[0]['name']!r}; the form expects "
+            f"the file arrived in a part named {by_content[0]['name']!r}; the form expects "
             f"{FORM_FIELD!r}.",
-            "the first argument of `add_field()` is the form field the server reads.",
         )
-    part = by_name[FORM_FIELD]
-    if part["filename"] != name:
-        raise Mistake(
+    if not documents:
+        names = ", ".join(repr(p["name"]) for p in parts) or "none"
+        raise table.broken(
+            "wrong-field-name", f"no part was named {FORM_FIELD!r} (parts: {clip(names, 80)})."
+        )
+    named = [p for p in by_content if p["name"] == FORM_FIELD]
+    document = (named or documents)[0]
+    if document["filename"] is None:
+        raise table.broken(
+            "no-filename",
+            f"the {FORM_FIELD!r} part arrived as a text field (no filename): the server sees "
+            "no file.",
+        )
+    if document["sha256"] != scenario.sha256:
+        _wrong_content(table, "upload_form", scenario, document["size"])
+    if document["filename"] != scenario.name:
+        raise table.broken(
             "wrong-filename",
-            f"the file was sent as {part['filename']!r}; its name is {name!r}.",
-            "use the file's own name, `os.path.basename(path)` (never a fixed name like the "
-            "seed's 'upload.txt', and never the full path).",
+            f"the file was sent as {clip(document['filename'], 60)!r}; its own name is "
+            f"{scenario.name!r}.",
         )
-    if part["size"] != 64 * 1024 or part["sha256"] != sha256:
-        raise Mistake(
-            "wrong-content",
-            f"the {FORM_FIELD!r} part arrived with {part['size']} bytes and a different "
-            "SHA-256 from the file's.",
-            'send the file opened in binary mode (`"rb"`), from its start.',
-        )
-    received = {p["name"]: p["value"] for p in parts if p["filename"] is None}
-    for key, value in fields.items():
-        if received.get(key) != value:
-            raise Mistake(
-                "missing-field",
-                f"the field {key!r} arrived as {received.get(key)!r}, expected {value!r}.",
-                "add every entry of `fields` with `form.add_field(key, value)`.",
+    _judge_fields(call, scenario, parts)
+
+
+def _judge_fields(call: Call, scenario: Scenario, parts: list[dict[str, Any]]) -> None:
+    table = UPLOAD_FORM
+    texts = {p["name"]: p["value"] for p in parts if p["filename"] is None}
+    files = {p["name"]: p for p in parts if p["filename"] is not None}
+    for key, value in scenario.fields.items():
+        if texts.get(key) == value:
+            continue
+        if key in files:
+            raise table.broken(
+                "field-not-text",
+                f"the field {key!r} arrived as a file part (filename "
+                f"{clip(str(files[key]['filename']), 30)!r}), not as a text field.",
             )
-    _expect_not_blocking("upload_form", log)
-    return (
-        f"the server received {FORM_FIELD!r} under the file's own name with the right size "
-        "and SHA-256, both fields, and the file was closed."
-    )
+        if key in call.received.query:
+            raise table.broken(
+                "missing-field",
+                f"the field {key!r} came in the URL's query string, not in the form.",
+                "add every entry of `fields` to the FormData (`aiohttp.FormData(fields)`), "
+                "not to `params=`.",
+            )
+        if key in texts:
+            raise table.broken(
+                "missing-field",
+                f"the field {key!r} arrived as {clip(repr(texts[key]), 50)}, expected "
+                f"{value!r}.",
+            )
+        raise table.broken(
+            "missing-field",
+            f"the field {key!r} of `fields` ({plural(len(scenario.fields), 'field')}) never "
+            "arrived.",
+        )
 
 
 # --- Task 2: upload_large ------------------------------------------------------------------
 
+UPLOAD_LARGE = Task(
+    "upload_large",
+    _rule_own_session(),
+    _rule_text_mode(),
+    Rule(
+        "wrong-content",
+        "POSTs the file at `path` as the request body",
+        "the size and SHA-256 the server computed, on two files whose sizes are no multiple "
+        "of any chunk size",
+        "send every byte of the file, opened in binary mode, from its start to its end "
+        "(the last chunk is shorter).",
+    ),
+    _rule_wrong_return(),
+    Rule(
+        "whole-file-in-memory",
+        "memory ... must stay below half the file's size",
+        "tracemalloc's peak of Python's memory while the function ran",
+        "never read the file whole (`read()` without a size, `read_bytes()`): pass the open "
+        "file as `data=file`, or an async generator that yields chunks.",
+    ),
+    Rule(
+        "blocked-loop",
+        "no more than 1 MiB of the file may be read on the event loop's thread",
+        "the file reads made on the loop's thread, with their bytes and your line",
+        "pass the open file to aiohttp (`data=file`), which reads it in a worker thread, or "
+        "read each chunk with `await asyncio.to_thread(file.read, size)`.",
+    ),
+    Rule(
+        "file-left-open",
+        "the file is closed when your function returns",
+        "the process's open files after the call, and Python's 'unclosed file' warning",
+        CLOSED_HINT + " In an async generator, put the `with` inside it.",
+    ),
+    _rule_left_open_on_error(STREAM_FAILURES),
+    _rule_error_swallowed(STREAM_FAILURES),
+)
+LARGE_SIZES = (16 * 2**20 + 12_345, 9 * 2**20 + 777)
 
-def _expect_whole_file(task: str, report: dict[str, Any], size: int, sha256: str) -> None:
-    if report.get("kind") == "multipart":
-        parts = [part for part in report["parts"] if part["size"] == size]
-        received = parts[0] if parts else {"size": None, "sha256": None}
-    else:
-        received = report
-    if received.get("size") != size or received.get("sha256") != sha256:
-        raise Mistake(
-            "wrong-content",
-            f"the server received {report.get('size')} bytes, not the file's {size} bytes "
-            "with its SHA-256.",
-            "send every byte of the file, opened in binary mode, from its start.",
-        )
+
+def _binary(rng: random.Random, size: int) -> bytes:
+    return b"\x89BIN\r\n\x1a\n" + rng.randbytes(size - 8)
 
 
-@check("upload_large", timeout=20)
+@check(UPLOAD_LARGE, timeout=20)
 async def upload_large(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
-    """``upload_large(session, url, path)`` streams a 16 MiB file in bounded memory."""
-    with _temporary_file(f"large-{secrets.token_hex(3)}.bin", LARGE_SIZE) as (path, sha256):
-        log = _ReadLog(path, threading.get_ident())
-        with _tracked_open(log):
-            async with aiohttp.ClientSession() as session:
-                with PeakMemory() as memory:
-                    report = await call_async(
-                        "upload_large", learner, session, f"{server.url}/upload", path
-                    )
-            _expect_opened("upload_large", log)
-            await _expect_closed("upload_large", log)
-    report = _expect_report("upload_large", report)
-    _expect_whole_file("upload_large", report, LARGE_SIZE, sha256)
-    if memory.peak > LARGE_SIZE // 2:
-        raise Mistake(
-            "whole-file-in-memory",
-            f"memory peaked at {memory.peak / 2**20:.0f} MiB for a "
-            f"{LARGE_SIZE // 2**20} MiB file: the whole file was held in memory.",
-            "never `file.read()` it whole: pass the open file as `data=file`, or an async "
-            "generator that yields chunks.",
-        )
-    _expect_not_blocking("upload_large", log)
+    """``upload_large(session, url, path)`` streams a large file in bounded memory."""
+    rng = random.Random(f"{SEED}-upload_large")
+    for size in LARGE_SIZES:
+        scenario = Scenario(f"large-{rng.getrandbits(24):06x}.bin", _binary(rng, size))
+        call = await _run("upload_large", learner, scenario, spy, memory=True)
+        _judge_streamed(UPLOAD_LARGE, "upload_large", call, scenario)
+    for fails in ("dropped", "closed-session"):
+        failing = Scenario(f"cut-{rng.getrandbits(24):06x}.bin", _binary(rng, 4 * 2**20 + 3),
+                           abort_at=ABORT_AT, fails=fails)  # fmt: skip
+        await _judge_failed_upload(UPLOAD_LARGE, "upload_large", learner, failing, spy)
     return (
-        f"all {LARGE_SIZE // 2**20} MiB arrived with the right SHA-256, in bounded memory, "
-        "read off the event loop, and the file was closed."
+        f"two files ({', '.join(f'{s / 2**20:.1f} MiB' for s in LARGE_SIZES)}) arrived whole, "
+        "in bounded memory, read off the event loop, and closed; a dropped connection "
+        "raised, with the file closed."
     )
+
+
+def _judge_streamed(table: Task, task: str, call: Call, scenario: Scenario) -> None:
+    _judge_common(table, task, call, scenario)
+    _judge_bytes(table, task, call, scenario)
+    if call.peak > scenario.size // 2:
+        raise table.broken(
+            "whole-file-in-memory",
+            f"memory peaked at {call.peak / 2**20:.1f} MiB for {scenario.label}: the whole "
+            "file was held in memory.",
+        )
+    read, os_calls = call.loop_read, call.loop_os_reads
+    if read > LOOP_READ_LIMIT or os_calls >= LOOP_OS_READ_CALLS:
+        amount = f"{read / 2**20:.1f} MiB of the file" if read else f"{os_calls} os.read() calls"
+        raise table.broken(
+            "blocked-loop",
+            f"{amount} were read on the event loop's thread, at {call.loop_where}: while "
+            "each read runs, no other task can.",
+        )
+    if call.left_open:
+        raise table.broken(
+            "file-left-open", f"after uploading {scenario.label}, {call.left_open}."
+        )
 
 
 # --- Task 3: upload_with_progress ---------------------------------------------------------
 
+UPLOAD_WITH_PROGRESS = Task(
+    "upload_with_progress",
+    _rule_own_session(),
+    _rule_text_mode(),
+    Rule(
+        "wrong-content",
+        "uploads the file like task 2",
+        "the size and SHA-256 the server computed, on files whose sizes are no multiple of "
+        "any chunk size",
+        "send every byte of the file, opened in binary mode, from its start to its end.",
+    ),
+    _rule_wrong_return(),
+    Rule(
+        "whole-file-in-memory",
+        "bounded memory: below half the file's size",
+        "tracemalloc's peak of Python's memory, on a 10 MiB file",
+        "never read the file whole: yield chunks read one at a time, "
+        "`await asyncio.to_thread(file.read, size)`.",
+    ),
+    Rule(
+        "blocked-loop",
+        "reads off the event loop",
+        "the file reads made on the loop's thread, with their bytes and your line",
+        "read each chunk with `await asyncio.to_thread(file.read, size)`: a plain "
+        "`file.read(size)` in the generator blocks the loop on every chunk.",
+    ),
+    Rule(
+        "file-left-open",
+        "the file closed",
+        "the process's open files after the call, and Python's 'unclosed file' warning",
+        CLOSED_HINT + " In an async generator, put the `with` inside it.",
+    ),
+    _rule_left_open_on_error(STREAM_FAILURES),
+    _rule_error_swallowed(STREAM_FAILURES),
+    Rule(
+        "too-few-progress-calls",
+        "calls `on_progress(sent, total)` as the upload goes (at least 4 times), not only "
+        "at the end",
+        "the calls made, and how many came while bytes were still being handed to aiohttp",
+        "call it after each chunk you hand to aiohttp (an async generator passed as "
+        "`data=`), not once the upload is over.",
+    ),
+    Rule(
+        "arguments-swapped",
+        "`on_progress(sent, total)`",
+        "the first argument stayed at the file's size while the second rose",
+        "the bytes sent so far come first, the file's size second: "
+        "`on_progress(sent, total)`.",
+    ),
+    Rule(
+        "wrong-total",
+        "`total` the file's size",
+        "the second argument of every call, compared with the file's size",
+        "take the total from `os.path.getsize(path)` before the upload starts.",
+    ),
+    Rule(
+        "progress-not-cumulative",
+        "`sent` is the number of bytes sent so far",
+        "the first argument of each call: it must never go down",
+        "keep a running total (`sent += len(chunk)`) and pass it, not each chunk's size.",
+    ),
+    Rule(
+        "progress-overcounted",
+        "`sent` is the number of bytes sent so far; the last call says `sent == total`",
+        "files whose size is no multiple of any chunk size: `sent` must never pass the "
+        "file's size",
+        "add `len(chunk)`, not the chunk size you asked for: the last chunk is shorter.",
+    ),
+    Rule(
+        "progress-ahead",
+        "after each chunk is handed to aiohttp",
+        "at each call, the bytes aiohttp had been handed so far (the session's "
+        "on_request_chunk_sent trace): `sent` must not be ahead of them",
+        "yield the chunk first, then count it and call on_progress: code after `yield` "
+        "runs once aiohttp has taken the chunk and asks for the next.",
+    ),
+    Rule(
+        "progress-incomplete",
+        "the last call says `sent == total`",
+        "the first argument of the last call, compared with the file's size",
+        "count every chunk, the last (shorter) one too, and call on_progress after it.",
+    ),
+)
+PROGRESS_SIZES = (3 * 2**20 + 4_321, 10 * 2**20 + 1)
 
-@check("upload_with_progress", timeout=15)
+
+@check(UPLOAD_WITH_PROGRESS, timeout=15)
 async def upload_with_progress(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
     """``upload_with_progress(session, url, path, on_progress)`` reports bytes sent so far."""
-    calls: list[tuple[Any, Any]] = []
-
-    def on_progress(sent: Any, total: Any) -> None:
-        calls.append((sent, total))
-
-    name = f"progress-{secrets.token_hex(3)}.bin"
-    with _temporary_file(name, PROGRESS_SIZE) as (path, sha256):
-        log = _ReadLog(path, threading.get_ident())
-        with _tracked_open(log):
-            async with aiohttp.ClientSession() as session:
-                report = await call_async(
-                    "upload_with_progress",
-                    learner,
-                    session,
-                    f"{server.url}/upload",
-                    path,
-                    on_progress,
-                )
-            _expect_opened("upload_with_progress", log)
-            await _expect_closed("upload_with_progress", log)
-    report = _expect_report("upload_with_progress", report)
-    _expect_whole_file("upload_with_progress", report, PROGRESS_SIZE, sha256)
-    _expect_not_blocking("upload_with_progress", log)
-    if len(calls) < MIN_PROGRESS_CALLS:
-        raise Mistake(
-            "too-few-progress-calls",
-            f"on_progress was called {len(calls)} times for a {PROGRESS_SIZE // 2**20} MiB "
-            "upload; a learner watching a bar would see it jump.",
-            "call it once per chunk as each chunk is handed to aiohttp, from an async "
-            "generator passed as `data=`.",
+    rng = random.Random(f"{SEED}-upload_with_progress")
+    task, table = "upload_with_progress", UPLOAD_WITH_PROGRESS
+    for index, size in enumerate(PROGRESS_SIZES):
+        scenario = Scenario(
+            f"progress-{rng.getrandbits(24):06x}.bin",
+            _binary(rng, size),
+            rate=THROTTLE_BYTES_PER_SECOND if index == 0 else None,
         )
-    sent = [call[0] for call in calls]
-    if any(later < earlier for earlier, later in itertools.pairwise(sent)) or (
-        sent[-1] != PROGRESS_SIZE and sum(sent) == PROGRESS_SIZE
-    ):
-        raise Mistake(
-            "progress-not-cumulative",
-            "the first argument of on_progress was each chunk's size, not the bytes sent so far.",
-            "pass the running total of bytes sent so far, not each chunk's size.",
+        calls: list[tuple[Any, ...]] = []
+        call = await _run(
+            task, learner, scenario, spy, memory=index == 1, on_progress=_recorder(calls)
         )
-    if sent[-1] != PROGRESS_SIZE:
-        raise Mistake(
-            "progress-incomplete",
-            f"the last progress call said {sent[-1]} bytes; the file has {PROGRESS_SIZE}.",
-            "add each chunk's length to the running total, and report after every chunk.",
-        )
-    if any(call[1] != PROGRESS_SIZE for call in calls):
-        raise Mistake(
-            "wrong-total",
-            f"on_progress was given a total of {calls[0][1]!r}; the file has "
-            f"{PROGRESS_SIZE} bytes.",
-            "take the total from `os.path.getsize(path)` before the upload starts.",
+        _judge_streamed(table, task, call, scenario)
+        _judge_progress(calls, call.handed, scenario, throttled=index == 0)
+    for fails in ("dropped", "closed-session"):
+        failing = Scenario(f"cut-{rng.getrandbits(24):06x}.bin", _binary(rng, 4 * 2**20 + 5),
+                           abort_at=ABORT_AT, fails=fails)  # fmt: skip
+        await _judge_failed_upload(
+            table, task, learner, failing, spy, on_progress=_recorder([])
         )
     return (
-        f"the {PROGRESS_SIZE // 2**20} MiB file arrived whole, progress rose steadily to its "
-        "size, reads stayed off the event loop, and the file was closed."
+        "two files (3 MiB on a slow server, 10 MiB) arrived whole, in bounded memory, read off "
+        "the loop and closed; progress rose with what aiohttp had been given, up to the "
+        "file's size; a dropped connection raised, with the file closed."
     )
+
+
+def _recorder(calls: list[tuple[Any, ...]]) -> Any:
+    def on_progress(*values: Any) -> None:
+        calls.append(values)
+
+    return on_progress
+
+
+def _judge_progress(
+    calls: list[tuple[Any, ...]], handed: list[int], scenario: Scenario, *, throttled: bool
+) -> None:
+    table, total = UPLOAD_WITH_PROGRESS, scenario.size
+    during = sum(1 for count in handed if count < total)
+    too_few = len(calls) < MIN_PROGRESS_CALLS or during < MIN_CALLS_DURING_UPLOAD
+    if not calls or (throttled and too_few):
+        when = f", {during} of them while the upload ran" if calls else ""
+        raise table.broken(
+            "too-few-progress-calls",
+            f"on_progress was called {plural(len(calls), 'time')}{when}, for "
+            f"{scenario.label}; a bar would jump instead of filling.",
+        )
+    if any(len(values) != 2 for values in calls):
+        raise table.broken(
+            "wrong-total",
+            f"on_progress was called with {len(calls[0])} arguments; expected (sent, total).",
+        )
+    sent = [values[0] for values in calls]
+    totals = [values[1] for values in calls]
+    if len(set(sent)) == 1 and sent[0] == total and len(set(totals)) > 1:
+        raise table.broken(
+            "arguments-swapped",
+            f"on_progress got ({total}, …) every time, with the second value rising: the "
+            "arguments are swapped.",
+        )
+    wrong = [t for t in totals if t != total]
+    if wrong:
+        raise table.broken(
+            "wrong-total",
+            f"on_progress was given a total of {clip(repr(wrong[0]), 30)}; {scenario.label} "
+            f"has {total} bytes.",
+        )
+    if not all(isinstance(value, int) for value in sent):
+        raise table.broken(
+            "progress-not-cumulative",
+            f"on_progress's first argument was {clip(repr(sent[0]), 40)}, not a byte count.",
+        )
+    if any(later < earlier for earlier, later in itertools.pairwise(sent)) or (
+        len(sent) > 1 and len(set(sent)) == 1 and sent[0] < total
+    ):
+        raise table.broken(
+            "progress-not-cumulative",
+            f"on_progress's first argument went {', '.join(map(str, sent[:4]))}…: each "
+            "chunk's size, not the bytes sent so far.",
+        )
+    over = [value for value in sent if value > total]
+    if over:
+        raise table.broken(
+            "progress-overcounted",
+            f"on_progress said {over[0]:,} bytes sent of a file of {total:,}: a chunk was "
+            "counted bigger than it was (the last one is shorter).",
+        )
+    ahead = [(value, given) for value, given in zip(sent, handed, strict=False) if value > given]
+    if ahead:
+        value, given = ahead[0]
+        raise table.broken(
+            "progress-ahead",
+            f"on_progress said {value:,} bytes sent when aiohttp had been handed {given:,}: "
+            "a chunk was reported before it was handed over.",
+        )
+    if sent[-1] != total:
+        raise table.broken(
+            "progress-incomplete",
+            f"the last call said {sent[-1]:,} bytes sent; {scenario.label} has {total:,}.",
+        )

@@ -77,7 +77,8 @@ async def upload_form_multipart_writer(session, url, path, fields):
 
 
 @wrong(check.upload_form, "sends the full path as the file name",
-       rule="under the file's own name (not the full path)")
+       rule="under the file's own name (not the full path)",
+       problem="wrong-filename")
 async def upload_form_full_path_name(session, url, path, fields):
     with open(path, "rb") as file:
         form = aiohttp.FormData(fields)
@@ -87,7 +88,8 @@ async def upload_form_full_path_name(session, url, path, fields):
 
 
 @wrong(check.upload_form, "keeps the seed's invented file name 'upload.txt'",
-       rule="under the file's own name")
+       rule="under the file's own name",
+       problem="wrong-filename")
 async def upload_form_seed_filename(session, url, path, fields):
     with open(path, "rb") as file:
         form = aiohttp.FormData(fields)
@@ -97,7 +99,8 @@ async def upload_form_seed_filename(session, url, path, fields):
 
 
 @wrong(check.upload_form, "puts the file in the seed's field 'file' instead of 'document'",
-       rule="in the field named **`document`**")
+       rule="in the field named **`document`**",
+       problem="wrong-field-name")
 async def upload_form_field_named_file(session, url, path, fields):
     with open(path, "rb") as file:
         form = aiohttp.FormData(fields)
@@ -107,7 +110,8 @@ async def upload_form_field_named_file(session, url, path, fields):
 
 
 @wrong(check.upload_form, "sends the fields as bytes, which aiohttp turns into file parts",
-       rule="every entry of the dict `fields` as a text field")
+       rule="every entry of the dict `fields` as a text field",
+       problem="field-not-text")
 async def upload_form_fields_as_bytes(session, url, path, fields):
     with open(path, "rb") as file:
         form = aiohttp.FormData()
@@ -119,7 +123,8 @@ async def upload_form_fields_as_bytes(session, url, path, fields):
 
 
 @wrong(check.upload_form, "sends the fields as the query string, not in the form",
-       rule="every entry of the dict `fields` as a text field")
+       rule="every entry of the dict `fields` as a text field",
+       problem="missing-field")
 async def upload_form_fields_in_query(session, url, path, fields):
     with open(path, "rb") as file:
         form = aiohttp.FormData()
@@ -129,7 +134,8 @@ async def upload_form_fields_in_query(session, url, path, fields):
 
 
 @wrong(check.upload_form, "opens the file without `with` and closes it only on success",
-       rule="Make sure the file is closed when your function returns, whatever happens")
+       rule="Make sure the file is closed when your function returns, whatever happens",
+       problem="file-left-open-on-error")
 async def upload_form_close_on_success_only(session, url, path, fields):
     file = open(path, "rb")
     form = aiohttp.FormData(fields)
@@ -141,7 +147,8 @@ async def upload_form_close_on_success_only(session, url, path, fields):
 
 
 @wrong(check.upload_form, "never closes the file (leans on aiohttp closing it after sending)",
-       rule="Make sure the file is closed when your function returns, whatever happens")
+       rule="Make sure the file is closed when your function returns, whatever happens",
+       problem="file-left-open-on-error")
 async def upload_form_never_closes(session, url, path, fields):
     form = aiohttp.FormData(fields)
     form.add_field("document", open(path, "rb"), filename=os.path.basename(path))
@@ -150,7 +157,8 @@ async def upload_form_never_closes(session, url, path, fields):
 
 
 @wrong(check.upload_form, "opens the file in text mode",
-       rule="open the file safely (`with`, binary mode) [lesson]")
+       rule="open the file safely (`with`, binary mode) [lesson]",
+       problem="text-mode")
 async def upload_form_text_mode(session, url, path, fields):
     with open(path, encoding="utf-8") as file:
         form = aiohttp.FormData(fields)
@@ -160,7 +168,8 @@ async def upload_form_text_mode(session, url, path, fields):
 
 
 @wrong(check.upload_form, "forgets to await response.json(): returns a coroutine",
-       rule="returns the server's JSON report (`await response.json()`)")
+       rule="returns the server's JSON report (`await response.json()`)",
+       problem="missing-await")
 async def upload_form_forgot_await(session, url, path, fields):
     with open(path, "rb") as file:
         form = aiohttp.FormData(fields)
@@ -228,7 +237,8 @@ async def upload_large_pathlib_raw(session, url, path):
 
 @wrong(check.upload_large, "reads the whole file on the loop and posts the bytes",
        rule="peak memory ... must stay below half the file's size; no more than 1 MiB ... read "
-            "on the event loop's thread")
+            "on the event loop's thread",
+       problem="whole-file-in-memory")
 async def upload_large_read_whole(session, url, path):
     with open(path, "rb") as file:
         content = file.read()
@@ -237,7 +247,8 @@ async def upload_large_read_whole(session, url, path):
 
 
 @wrong(check.upload_large, "reads the whole file in a worker thread, then posts the bytes",
-       rule="it must stay below half the file's size")
+       rule="it must stay below half the file's size",
+       problem="whole-file-in-memory")
 async def upload_large_whole_in_thread(session, url, path):
     content = await asyncio.to_thread(Path(path).read_bytes)
     async with session.post(url, data=content) as response:
@@ -245,7 +256,8 @@ async def upload_large_whole_in_thread(session, url, path):
 
 
 @wrong(check.upload_large, "an async generator that reads each chunk with a blocking file.read",
-       rule="no more than 1 MiB of the file may be read on the event loop's thread")
+       rule="no more than 1 MiB of the file may be read on the event loop's thread",
+       problem="blocked-loop")
 async def upload_large_generator_blocking_read(session, url, path):
     async def body():
         with open(path, "rb") as file:
@@ -257,7 +269,8 @@ async def upload_large_generator_blocking_read(session, url, path):
 
 
 @wrong(check.upload_large, "to_thread(file.read) without a size: the first chunk is the file",
-       rule="it must stay below half the file's size")
+       rule="it must stay below half the file's size",
+       problem="whole-file-in-memory")
 async def upload_large_read_without_size(session, url, path):
     async def body():
         with open(path, "rb") as file:
@@ -269,7 +282,8 @@ async def upload_large_read_without_size(session, url, path):
 
 
 @wrong(check.upload_large, "wraps the file's content in a BytesIO (read whole on the loop)",
-       rule="peak memory ... below half the file's size; reads off the loop")
+       rule="peak memory ... below half the file's size; reads off the loop",
+       problem="whole-file-in-memory")
 async def upload_large_bytesio(session, url, path):
     with open(path, "rb") as file:
         buffer = io.BytesIO(file.read())
@@ -278,7 +292,8 @@ async def upload_large_bytesio(session, url, path):
 
 
 @wrong(check.upload_large, "the generator opens the file without `with`: it is never closed",
-       rule="the file closed (intro: the check watches whether it is closed)")
+       rule="the file closed (intro: the check watches whether it is closed)",
+       problem="file-left-open")
 async def upload_large_generator_never_closes(session, url, path):
     async def body():
         file = open(path, "rb")
@@ -290,7 +305,8 @@ async def upload_large_generator_never_closes(session, url, path):
 
 
 @wrong(check.upload_large, "reads chunks in a thread but collects them before posting",
-       rule="it must stay below half the file's size")
+       rule="it must stay below half the file's size",
+       problem="whole-file-in-memory")
 async def upload_large_collects_chunks(session, url, path):
     chunks = [chunk async for chunk in _chunks_in_thread(path)]
     async with session.post(url, data=b"".join(chunks)) as response:
@@ -298,7 +314,8 @@ async def upload_large_collects_chunks(session, url, path):
 
 
 @wrong(check.upload_large, "returns the response text instead of the JSON report",
-       rule="returns the server's JSON report")
+       rule="returns the server's JSON report",
+       problem="wrong-return")
 async def upload_large_returns_text(session, url, path):
     with open(path, "rb") as file:
         async with session.post(url, data=file) as response:
@@ -380,7 +397,8 @@ def _progress_body(path, on_progress, *, report):
 
 
 @wrong(check.upload_with_progress, "counts `sent += CHUNK` instead of the chunk's length",
-       rule="`sent` is the number of bytes sent so far; the last call says `sent == total`")
+       rule="`sent` is the number of bytes sent so far; the last call says `sent == total`",
+       problem="progress-overcounted")
 async def upload_with_progress_counts_chunk_size(session, url, path, on_progress):
     total = os.path.getsize(path)
 
@@ -396,7 +414,8 @@ async def upload_with_progress_counts_chunk_size(session, url, path, on_progress
 
 
 @wrong(check.upload_with_progress, "passes each chunk's size instead of the running total",
-       rule="`sent` is the number of bytes sent so far")
+       rule="`sent` is the number of bytes sent so far",
+       problem="progress-not-cumulative")
 async def upload_with_progress_passes_delta(session, url, path, on_progress):
     body = _progress_body(path, on_progress, report=lambda cb, s, c, t: cb(len(c), t))
     async with session.post(url, data=body) as response:
@@ -404,7 +423,8 @@ async def upload_with_progress_passes_delta(session, url, path, on_progress):
 
 
 @wrong(check.upload_with_progress, "calls on_progress once, after the upload",
-       rule="calls `on_progress(sent, total)` after each chunk ... expects a call per chunk")
+       rule="calls `on_progress(sent, total)` after each chunk ... expects a call per chunk",
+       problem="too-few-progress-calls")
 async def upload_with_progress_once_at_end(session, url, path, on_progress):
     total = os.path.getsize(path)
     with open(path, "rb") as file:
@@ -415,7 +435,8 @@ async def upload_with_progress_once_at_end(session, url, path, on_progress):
 
 
 @wrong(check.upload_with_progress, "swaps the arguments: on_progress(total, sent)",
-       rule="calls `on_progress(sent, total)`")
+       rule="calls `on_progress(sent, total)`",
+       problem="arguments-swapped")
 async def upload_with_progress_swapped_args(session, url, path, on_progress):
     body = _progress_body(path, on_progress, report=lambda cb, s, c, t: cb(t, s))
     async with session.post(url, data=body) as response:
@@ -423,7 +444,8 @@ async def upload_with_progress_swapped_args(session, url, path, on_progress):
 
 
 @wrong(check.upload_with_progress, "reads each chunk with a blocking file.read in the generator",
-       rule="reads off the event loop")
+       rule="reads off the event loop",
+       problem="blocked-loop")
 async def upload_with_progress_blocking_read(session, url, path, on_progress):
     total = os.path.getsize(path)
 
@@ -440,7 +462,8 @@ async def upload_with_progress_blocking_read(session, url, path, on_progress):
 
 
 @wrong(check.upload_with_progress, "reads the whole file in a thread, then yields slices of it",
-       rule="bounded memory")
+       rule="bounded memory",
+       problem="whole-file-in-memory")
 async def upload_with_progress_slices_whole_file(session, url, path, on_progress):
     content = await asyncio.to_thread(Path(path).read_bytes)
     total = len(content)
@@ -455,7 +478,8 @@ async def upload_with_progress_slices_whole_file(session, url, path, on_progress
 
 
 @wrong(check.upload_with_progress, "reports the chunk before handing it to aiohttp",
-       rule="calls `on_progress(sent, total)` after each chunk is handed to aiohttp")
+       rule="calls `on_progress(sent, total)` after each chunk is handed to aiohttp",
+       problem="progress-ahead")
 async def upload_with_progress_reports_before_yield(session, url, path, on_progress):
     total = os.path.getsize(path)
 
@@ -471,7 +495,8 @@ async def upload_with_progress_reports_before_yield(session, url, path, on_progr
 
 
 @wrong(check.upload_with_progress, "the generator opens the file without `with`: never closed",
-       rule="the file closed")
+       rule="the file closed",
+       problem="file-left-open")
 async def upload_with_progress_never_closes(session, url, path, on_progress):
     total = os.path.getsize(path)
 
@@ -488,7 +513,8 @@ async def upload_with_progress_never_closes(session, url, path, on_progress):
 
 
 @wrong(check.upload_with_progress, "a 4 MiB chunk size: one call for the whole file",
-       rule="expects a call per chunk (at least 4); bounded memory")
+       rule="expects a call per chunk (at least 4); bounded memory",
+       problem="too-few-progress-calls")
 async def upload_with_progress_one_big_chunk(session, url, path, on_progress):
     total = os.path.getsize(path)
 
