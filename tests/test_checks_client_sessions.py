@@ -134,6 +134,14 @@ async def fetch_all_never_closed(urls):
     return await asyncio.gather(*(_read(session, url) for url in urls))
 
 
+@wrong(check.fetch_all, "own: connector_owner=False, and the connector is never closed",
+       problem="session-left-open")  # fmt: skip
+async def own_fetch_all_connector_not_owned(urls):
+    connector = aiohttp.TCPConnector()
+    async with aiohttp.ClientSession(connector=connector, connector_owner=False) as session:
+        return await asyncio.gather(*(_read(session, url) for url in urls))
+
+
 @wrong(check.fetch_all, "results in completion order", problem="wrong-order")
 async def fetch_all_as_completed(urls):
     async with aiohttp.ClientSession() as session:
@@ -610,6 +618,17 @@ class OwnClientConnectionClose(ClientOpeningInAenter):
     async def get_json(self, path):
         async with self.session.get(path, headers={"Connection": "close"}) as response:
             return await response.json()
+
+
+@wrong(check.ApiClient, "own: connector_owner=False, the connector never closed",
+       problem="not-closed-on-exit")  # fmt: skip
+class OwnClientConnectorNotOwned(ClientOpeningInAenter):
+    async def __aenter__(self):
+        connector = aiohttp.TCPConnector()
+        self.session = aiohttp.ClientSession(
+            base_url=self.base_url, connector=connector, connector_owner=False
+        )
+        return self
 
 
 @wrong(check.ApiClient, "returns the text", problem="wrong-json")

@@ -177,6 +177,28 @@ async def pooled_never_closed(urls, limit, limit_per_host):
     return await asyncio.gather(*(_json(session, url) for url in urls))
 
 
+@wrong(check.fetch_pooled, "own: connector_owner=False, and the connector is never closed",
+       problem="session-left-open")  # fmt: skip
+async def own_pooled_connector_not_owned(urls, limit, limit_per_host):
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit_per_host)
+    async with aiohttp.ClientSession(connector=connector, connector_owner=False) as session:
+        return await asyncio.gather(*(_json(session, url) for url in urls))
+
+
+@wrong(check.fetch_pooled, "own: per-host semaphores keyed by host name: both servers are one",
+       problem="bound-never-reached")  # fmt: skip
+async def own_pooled_semaphore_per_host_name(urls, limit, limit_per_host):
+    total = asyncio.Semaphore(limit)
+    per_host = defaultdict(lambda: asyncio.Semaphore(limit_per_host))
+    async with aiohttp.ClientSession() as session:
+
+        async def one(url):
+            async with per_host[URL(url).host], total:
+                return await _json(session, url)
+
+        return await asyncio.gather(*map(one, urls))
+
+
 @wrong(check.fetch_pooled, "own: close() after gather, skipped when a request raises",
        problem="session-left-open-on-error")  # fmt: skip
 async def own_pooled_close_on_success(urls, limit, limit_per_host):

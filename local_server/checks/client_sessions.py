@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import psutil
 from aiohttp import web
+from yarl import URL
 
 from ..runner import LocalServer
 from ..serving import serve
@@ -52,7 +54,7 @@ SEED = 0
 # The first request waits this long for a second one; none comes: the client is sequential.
 FIRST_WAIT_SECONDS = 1.0
 # Held requests are released once no new one has arrived for this long (or the cap is hit).
-SETTLE_SECONDS = 0.15
+SETTLE_SECONDS = 0.25
 # Released requests are answered this far apart, in a shuffled order.
 RELEASE_GAP_SECONDS = 0.004
 POLL_SECONDS = 0.004
@@ -90,8 +92,9 @@ class Gate:
 
     The first request waits until a second one is in flight (at most FIRST_WAIT_SECONDS: a
     client that sends one request at a time is sequential, and nothing is held after that).
-    Then held requests are released when ``cap`` are in flight, or when no new request has
-    arrived for SETTLE_SECONDS, in a seeded shuffled order (never the order they came in), a
+    Then held requests are released when ``cap`` are in flight (without one, the first
+    batch's size), or when no new request has arrived for SETTLE_SECONDS, in a seeded
+    shuffled order (never the order they came in), a
     few milliseconds apart. So the peak the servers see is the client's own bound, not a
     lucky timing, and completion order is never argument order.
     """
@@ -175,6 +178,9 @@ class Gate:
                 ):
                     await asyncio.sleep(POLL_SECONDS)
             batch, self._held = self._held, []
+            if self.cap is None:
+                # The first batch shows the client's bound: later ones are let go at that size.
+                self.cap = max(2, len(batch))
             order = batch[:]
             self.rng.shuffle(order)
             if len(order) > 1 and order == batch:
@@ -211,6 +217,21 @@ async def cut_off(request: web.Request, response: web.StreamResponse, sent: byte
     await asyncio.sleep(0.02)
     if request.transport is not None:
         request.transport.abort()
+
+
+def sockets_open_to(urls: Iterable[str]) -> int:
+    """This process's TCP connections still established to the servers at ``urls``.
+
+    Both ends are in this process: a connection whose remote port is a scenario server's is
+    a client's socket. A closed session whose connector stays open (``connector_owner=False``)
+    keeps them.
+    """
+    ports = {URL(url).port for url in urls}
+    return sum(
+        1
+        for conn in psutil.Process().net_connections(kind="tcp")
+        if conn.raddr and conn.raddr.port in ports and conn.status == psutil.CONN_ESTABLISHED
+    )
 
 
 def wait_until(condition: Callable[[], bool], patience: float) -> Awaitable[None]:
@@ -483,7 +504,8 @@ FETCH_ALL = Task(
     Rule(
         "session-left-open",
         "close it before returning",
-        "sessions created by fetch_all and still open after it returned",
+        "sessions created by fetch_all and still open after it returned, and sockets still "
+        "connected to the server",
         "use `async with aiohttp.ClientSession() as session:`, which closes it however the "
         "block ends (or `await session.close()` in a `finally`).",
     ),
@@ -611,8 +633,12 @@ async def fetch_all(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
     for scenario in happy:
         alone: list[Alone] = []
         before = spy.created
+        connectors: list[aiohttp.BaseConnector] = []
         scenario.gate.on_alone = lambda alone=alone, before=before: alone.append(
             Alone(tasks_waiting(), [s.connector for s in spy.sessions[before:]])
+        )
+        scenario.gate.on_peak = lambda kept=connectors, before=before: kept.extend(
+            s.connector for s in spy.sessions[before:] if s.connector not in (None, *kept)
         )
         async with serve_all([scenario.app]) as (url,):
             urls = [f"{url}/text/{i}" for i in range(len(scenario.items))]
@@ -639,9 +665,14 @@ async def fetch_all(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
                 raise
             finally:
                 await scenario.gate.close()
+            sockets = sockets_open_to([url])
+            left = [c for c in connectors if not c.closed]
+            await close_all(left)
         sessions = spy.sessions[before:]
         _judge_bodies(scenario, bodies)
         _judge_sessions(sessions, len(urls))
+        if left or sockets:
+            raise FETCH_ALL.broken("session-left-open", _sockets_left(sockets, "returned"))
         if scenario.gate.peak < 2:
             raise _sequential(scenario, alone)
     await _expect_failure_handled(learner, spy, failing)
@@ -700,6 +731,21 @@ def _judge_bodies(scenario: TextScenario, bodies: Any) -> None:
         f"{clip(repr(body[context : context + 30]), 50)} where the server sent "
         f"{clip(repr(want[context : context + 30]), 50)}.",
     )
+
+
+def _sockets_left(sockets: int, how: str) -> str:
+    still = f" ({plural(sockets, 'connection')} to the server still open)" if sockets else ""
+    return (
+        f"the session was closed, but not its connector{still} after the call {how}: a "
+        "connector made with `connector_owner=False` is not closed with its session."
+    )
+
+
+async def close_all(connectors: Iterable[aiohttp.BaseConnector]) -> None:
+    """Close connectors the learner left open, once judged (no warning later)."""
+    for connector in connectors:
+        with contextlib.suppress(Exception):
+            await connector.close()
 
 
 def _judge_sessions(sessions: Sequence[aiohttp.ClientSession], urls: int) -> None:
@@ -772,8 +818,11 @@ async def _expect_failure_handled(learner: Any, spy: SessionSpy, scenario: TextS
             returned, raised = await run_catching("fetch_all", learner, urls)
         finally:
             await scenario.gate.close()
+        sockets = sockets_open_to([url])
     if raised is None:
         raise expect_propagated(FETCH_ALL, "fetch_all", returned, cut_at)
+    if sockets and all(session.closed for session in spy.sessions[before:]):
+        raise FETCH_ALL.broken("session-left-open-on-error", _sockets_left(sockets, "raised"))
     if any(not session.closed for session in spy.sessions[before:]):
         raise FETCH_ALL.broken(
             "session-left-open-on-error",
@@ -1122,6 +1171,7 @@ async def _one_block(
         sessions = spy.sessions[before:]
         connectors = [session.connector for session in sessions]
     requests = seen[count:]
+    sockets = sockets_open_to([url])
     if not sessions:
         raise API_CLIENT.broken(
             "no-session-created",
@@ -1145,6 +1195,13 @@ async def _one_block(
         raise API_CLIENT.broken(
             "session-per-call",
             f"{API_CALLS} calls in one block created {plural(len(sessions), 'session')}.",
+        )
+    if sockets:
+        raise API_CLIENT.broken(
+            "not-closed-on-exit",
+            f"the session was closed, but {plural(sockets, 'connection')} to the server "
+            "stayed open after the block: a connector made with `connector_owner=False` is "
+            "not closed with its session.",
         )
     ports = {r.port for r in requests}
     if len(ports) > 1:

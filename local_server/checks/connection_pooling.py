@@ -41,6 +41,7 @@ from .client_sessions import (
     Gate,
     Seen,
     Waiting,
+    close_all,
     close_coroutines,
     connector_settings,
     cut_off,
@@ -51,6 +52,7 @@ from .client_sessions import (
     run_catching,
     seen_of,
     serve_all,
+    sockets_open_to,
     tasks_waiting,
     wait_until,
 )
@@ -331,7 +333,8 @@ FETCH_POOLED = Task(
     Rule(
         "session-left-open",
         "the session is closed before the function returns",
-        "sessions created by fetch_pooled and still open after it returned",
+        "sessions created by fetch_pooled and still open after it returned, and sockets "
+        "still connected to the servers",
         "use `async with aiohttp.ClientSession(connector=...) as session:`; closing the "
         "session closes its connector too.",
     ),
@@ -379,11 +382,22 @@ async def fetch_pooled(learner: Any, server: LocalServer, spy: SessionSpy) -> st
                 )
             finally:
                 await gate.close()
+            sockets = sockets_open_to(bases)
+            left = [c for c in peak.connectors if c is not None and not c.closed]
+            await close_all(left)
         _judge_json(FETCH_POOLED, "fetch_pooled", bodies, scenario.expected_bodies())
         sessions = spy.sessions[before:]
         if any(not session.closed for session in sessions):
             raise FETCH_POOLED.broken(
                 "session-left-open", "the session was still open after fetch_pooled returned."
+            )
+        if left or sockets:
+            still = f" ({plural(sockets, 'connection')} to the servers still open)"
+            raise FETCH_POOLED.broken(
+                "session-left-open",
+                f"the session was closed, but not its connector{still if sockets else ''} "
+                "after fetch_pooled returned: a connector made with `connector_owner=False` "
+                "is not closed with its session.",
             )
         _judge_bounds(gate, scenario, limit, per_host, peak, first_job=job == 0)
         _judge_reuse(gate, scenario, per_host, len(sessions), peak)
@@ -606,7 +620,7 @@ FETCH_BOUNDED = Task(
 
 SHARED_POOL_LIMIT = 10
 # (max_in_flight, URLs, slow bodies)
-BOUNDED_JOBS = ((4, 16, False), (6, 12, False), (3, 7, True))
+BOUNDED_JOBS = ((4, 16, False), (6, 12, False), (3, 5, True))
 EXAMPLE_MAX_IN_FLIGHT = 4
 
 
