@@ -108,7 +108,8 @@ async def download_batched_pathlib(session, url, dest):
 
 
 @wrong(check.download, "the seed: file.write(chunk) on the event loop",
-       rule="no more than 1 MiB may be written on the event loop's thread")
+       rule="no more than 1 MiB may be written on the event loop's thread",
+       problem="blocked-loop")
 async def download_blocking_write(session, url, dest):
     async with session.get(url) as response:
         with open(dest, "wb") as file:
@@ -117,7 +118,8 @@ async def download_blocking_write(session, url, dest):
 
 
 @wrong(check.download, "os.write(fd, chunk) on the loop, thinking a raw syscall is cheap",
-       rule="no more than 1 MiB may be written on the event loop's thread")
+       rule="no more than 1 MiB may be written on the event loop's thread",
+       problem="blocked-loop")
 async def download_os_write_on_loop(session, url, dest):
     async with session.get(url) as response:
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -129,7 +131,8 @@ async def download_os_write_on_loop(session, url, dest):
 
 
 @wrong(check.download, "await response.read() of the whole body, written in a thread",
-       rule="it must stay below half the file's size, so read the body in chunks")
+       rule="it must stay below half the file's size, so read the body in chunks",
+       problem="whole-body-in-memory")
 async def download_read_whole(session, url, dest):
     async with session.get(url) as response:
         body = await response.read()
@@ -138,7 +141,8 @@ async def download_read_whole(session, url, dest):
 
 
 @wrong(check.download, "collects every chunk in a list and writes them at the end",
-       rule="it must stay below half the file's size")
+       rule="it must stay below half the file's size",
+       problem="whole-body-in-memory")
 async def download_collects_chunks(session, url, dest):
     chunks = []
     async with session.get(url) as response:
@@ -149,7 +153,8 @@ async def download_collects_chunks(session, url, dest):
 
 
 @wrong(check.download, "forgot to await asyncio.to_thread: nothing is written",
-       rule="writes the body to the file `dest`")
+       rule="writes the body to the file `dest`",
+       problem="missing-await")
 async def download_forgot_await(session, url, dest):
     async with session.get(url) as response:
         with open(dest, "wb") as file:
@@ -158,7 +163,8 @@ async def download_forgot_await(session, url, dest):
 
 
 @wrong(check.download, "reopens dest with 'wb' for every chunk: only the last chunk survives",
-       rule="writes the body to the file `dest`")
+       rule="writes the body to the file `dest`",
+       problem="wrong-content")
 async def download_reopens_per_chunk(session, url, dest):
     def write(chunk):
         with open(dest, "wb") as file:
@@ -170,7 +176,8 @@ async def download_reopens_per_chunk(session, url, dest):
 
 
 @wrong(check.download, "writes in a thread, but flushes the file on the loop after each chunk",
-       rule="no more than 1 MiB may be written on the event loop's thread")
+       rule="no more than 1 MiB may be written on the event loop's thread",
+       problem="blocked-loop")
 async def download_flush_on_loop(session, url, dest):
     async with session.get(url) as response:
         with open(dest, "wb", buffering=4 * 1024 * 1024) as file:
@@ -258,7 +265,8 @@ async def download_verified_class(session, url, dest, sha256):
 
 
 @wrong(check.download_verified, "writes straight to dest and removes it only on a bad checksum",
-       rule="nothing is left under the name `dest`: write to a temporary name")
+       rule="nothing is left under the name `dest`: write to a temporary name",
+       problem="writes-final-name")
 async def download_verified_writes_dest(session, url, dest, sha256):
     digest = hashlib.sha256()
     async with session.get(url) as response:
@@ -270,7 +278,8 @@ async def download_verified_writes_dest(session, url, dest, sha256):
 
 
 @wrong(check.download_verified, "renames to dest before comparing the checksum",
-       rule="rename it to `dest` ... only after every byte arrived and the checksum matched")
+       rule="rename it to `dest` ... only after every byte arrived and the checksum matched",
+       problem="unverified-file-left")
 async def download_verified_rename_before_check(session, url, dest, sha256):
     part = dest + ".part"
     digest = hashlib.sha256()
@@ -283,7 +292,8 @@ async def download_verified_rename_before_check(session, url, dest, sha256):
 
 
 @wrong(check.download_verified, "swallows the cut connection and returns as if it worked",
-       rule="When anything goes wrong it raises")
+       rule="When anything goes wrong it raises",
+       problem="failure-swallowed")
 async def download_verified_swallows_error(session, url, dest, sha256):
     part = dest + ".part"
     digest = hashlib.sha256()
@@ -300,7 +310,8 @@ async def download_verified_swallows_error(session, url, dest, sha256):
 
 
 @wrong(check.download_verified, "never compares the checksum",
-       rule="its SHA-256 (hex) equals `sha256`")
+       rule="its SHA-256 (hex) equals `sha256`",
+       problem="checksum-ignored")
 async def download_verified_no_checksum(session, url, dest, sha256):
     part = dest + ".part"
     async with session.get(url) as response:
@@ -310,7 +321,8 @@ async def download_verified_no_checksum(session, url, dest, sha256):
 
 
 @wrong(check.download_verified, "compares digest() (bytes) with the hex string: always differs",
-       rule="its SHA-256 (hex) equals `sha256`")
+       rule="its SHA-256 (hex) equals `sha256`",
+       problem="healthy-download-failed")
 async def download_verified_bytes_digest(session, url, dest, sha256):
     part = dest + ".part"
     digest = hashlib.sha256()
@@ -324,7 +336,8 @@ async def download_verified_bytes_digest(session, url, dest, sha256):
 
 
 @wrong(check.download_verified, "creates a new sha256() for every chunk: hashes the last one only",
-       rule="its SHA-256 (hex) equals `sha256`")
+       rule="its SHA-256 (hex) equals `sha256`",
+       problem="healthy-download-failed")
 async def download_verified_digest_per_chunk(session, url, dest, sha256):
     part = dest + ".part"
     hexdigest = ""
@@ -341,7 +354,8 @@ async def download_verified_digest_per_chunk(session, url, dest, sha256):
 
 
 @wrong(check.download_verified, "returns False on a bad checksum instead of raising",
-       rule="When anything goes wrong it raises")
+       rule="When anything goes wrong it raises",
+       problem="checksum-ignored")
 async def download_verified_returns_false(session, url, dest, sha256):
     part = dest + ".part"
     digest = hashlib.sha256()
@@ -356,7 +370,8 @@ async def download_verified_returns_false(session, url, dest, sha256):
 
 
 @wrong(check.download_verified, "the temporary file goes to the system temp dir, not dest's",
-       rule="write to a temporary name in the same directory")
+       rule="write to a temporary name in the same directory",
+       problem="temp-elsewhere")
 async def download_verified_tmp_elsewhere(session, url, dest, sha256):
     fd, tmp = tempfile.mkstemp(suffix=".part")
     os.close(fd)
@@ -419,7 +434,8 @@ async def resume_download_mode_table(session, url, path, etag):
 
 
 @wrong(check.resume_download, "sends Range but no If-Range",
-       rule="send it as `If-Range`, so that if the file changed ... the server sends the whole")
+       rule="send it as `If-Range`, so that if the file changed ... the server sends the whole",
+       problem="no-if-range")
 async def resume_download_no_if_range(session, url, path, etag):
     offset = os.path.getsize(path)
     async with session.get(url, headers={"Range": f"bytes={offset}-"}) as response:
@@ -428,7 +444,8 @@ async def resume_download_no_if_range(session, url, path, etag):
 
 
 @wrong(check.resume_download, "always appends, even when the server answered 200",
-       rule="On a **200**, start the file over with what arrives")
+       rule="On a **200**, start the file over with what arrives",
+       problem="appended-whole-file")
 async def resume_download_always_append(session, url, path, etag):
     offset = os.path.getsize(path)
     headers = {"Range": f"bytes={offset}-", "If-Range": etag}
@@ -438,7 +455,8 @@ async def resume_download_always_append(session, url, path, etag):
 
 
 @wrong(check.resume_download, "off by one: asks for bytes=<size + 1>-",
-       rule="`Range: bytes=<size of the file>-`")
+       rule="`Range: bytes=<size of the file>-`",
+       problem="wrong-range")
 async def resume_download_off_by_one(session, url, path, etag):
     offset = os.path.getsize(path) + 1
     headers = {"Range": f"bytes={offset}-", "If-Range": etag}
@@ -448,7 +466,8 @@ async def resume_download_off_by_one(session, url, path, etag):
 
 
 @wrong(check.resume_download, "no Range at all: downloads again from byte 0",
-       rule="asking only for the missing bytes: `Range: bytes=<size of the file>-`")
+       rule="asking only for the missing bytes: `Range: bytes=<size of the file>-`",
+       problem="restarted-from-zero")
 async def resume_download_from_zero(session, url, path, etag):
     async with session.get(url, headers={"If-Range": etag}) as response:
         response.raise_for_status()
@@ -456,7 +475,8 @@ async def resume_download_from_zero(session, url, path, etag):
 
 
 @wrong(check.resume_download, "opens with 'wb' on a 206: the partial file is overwritten",
-       rule="On a **206**, append what arrives to the file")
+       rule="On a **206**, append what arrives to the file",
+       problem="overwrote-partial")
 async def resume_download_overwrites_on_206(session, url, path, etag):
     offset = os.path.getsize(path)
     headers = {"Range": f"bytes={offset}-", "If-Range": etag}
@@ -466,7 +486,8 @@ async def resume_download_overwrites_on_206(session, url, path, etag):
 
 
 @wrong(check.resume_download, "sends the ETag as If-None-Match instead of If-Range",
-       rule="send it as `If-Range`")
+       rule="send it as `If-Range`",
+       problem="no-if-range")
 async def resume_download_if_none_match(session, url, path, etag):
     offset = os.path.getsize(path)
     headers = {"Range": f"bytes={offset}-", "If-None-Match": etag}
@@ -476,7 +497,8 @@ async def resume_download_if_none_match(session, url, path, etag):
 
 
 @wrong(check.resume_download, "strips the ETag's quotes: If-Range never matches",
-       rule="`etag` is the ETag the first attempt received: send it as `If-Range`")
+       rule="`etag` is the ETag the first attempt received: send it as `If-Range`",
+       problem="if-range-mismatch")
 async def resume_download_unquoted_etag(session, url, path, etag):
     offset = os.path.getsize(path)
     headers = {"Range": f"bytes={offset}-", "If-Range": etag.strip('"')}
@@ -486,7 +508,8 @@ async def resume_download_unquoted_etag(session, url, path, etag):
 
 
 @wrong(check.resume_download, "the Range value without its dash: 'bytes=<size>'",
-       rule="`Range: bytes=<size of the file>-`")
+       rule="`Range: bytes=<size of the file>-`",
+       problem="wrong-range")
 async def resume_download_range_without_dash(session, url, path, etag):
     offset = os.path.getsize(path)
     headers = {"Range": f"bytes={offset}", "If-Range": etag}
@@ -496,7 +519,8 @@ async def resume_download_range_without_dash(session, url, path, etag):
 
 
 @wrong(check.resume_download, "appends with blocking file.write on the loop",
-       rule="[intro] the check watches how many bytes are written on the event loop's thread")
+       rule="[intro] the check watches how many bytes are written on the event loop's thread",
+       problem="blocked-loop")
 async def resume_download_blocking_write(session, url, path, etag):
     offset = os.path.getsize(path)
     headers = {"Range": f"bytes={offset}-", "If-Range": etag}

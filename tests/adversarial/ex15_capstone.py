@@ -49,6 +49,8 @@ def retry_after_seconds(exc: BaseException) -> float | None:
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, aiohttp.ClientResponseError):
         return exc.status in RETRY_STATUSES
+    if isinstance(exc, (aiohttp.ClientConnectorDNSError, aiohttp.ClientConnectorCertificateError)):
+        return False  # an unknown host or an untrusted certificate fails again (lesson 06)
     return isinstance(
         exc, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
     )
@@ -163,7 +165,8 @@ async def _stream_part(response, part, digest):
 
 
 @wrong(check.download_file, "removes the .part only after a checksum mismatch, not a cut",
-       rule="Remove the temporary file after a failure")
+       rule="Remove the temporary file after a failure",
+       problem="temp-file-left")
 async def download_file_cleanup_only_on_mismatch(session, url, dest, sha256):
     part = dest + ".part"
     digest = hashlib.sha256()
@@ -178,7 +181,8 @@ async def download_file_cleanup_only_on_mismatch(session, url, dest, sha256):
 
 
 @wrong(check.download_file, "cleans up on a network error, but raises the mismatch outside",
-       rule="Remove the temporary file after a failure")
+       rule="Remove the temporary file after a failure",
+       problem="temp-file-left")
 async def download_file_mismatch_leaves_part(session, url, dest, sha256):
     part = dest + ".part"
     digest = hashlib.sha256()
@@ -196,7 +200,8 @@ async def download_file_mismatch_leaves_part(session, url, dest, sha256):
 
 
 @wrong(check.download_file, "never checks the status: the 404 page is written to the .part",
-       rule="Check the status before writing anything")
+       rule="Check the status before writing anything",
+       problem="error-page-saved")
 async def download_file_no_status_check(session, url, dest, sha256):
     part = dest + ".part"
     digest = hashlib.sha256()
@@ -212,8 +217,9 @@ async def download_file_no_status_check(session, url, dest, sha256):
     return written
 
 
-@wrong(check.download_file, "opens the .part file before raise_for_status()",
-       rule="Check the status before writing anything")
+@correct(check.download_file, "opens the .part before raise_for_status(), removes it on failure: "
+         "no byte of the error page reaches the disk (re-categorised: the reworked task says "
+         "opening the temporary file first is fine when a failure removes it)")
 async def download_file_opens_before_status(session, url, dest, sha256):
     part = dest + ".part"
     digest = hashlib.sha256()
@@ -259,7 +265,8 @@ async def download_file_blocking_write(session, url, dest, sha256):
 
 
 @wrong(check.download_file, "counts `written += CHUNK_SIZE` instead of the chunk's length",
-       rule="returns the number of bytes written")
+       rule="returns the number of bytes written",
+       problem="wrong-return")
 async def download_file_counts_chunk_size(session, url, dest, sha256):
     part = dest + ".part"
     digest = hashlib.sha256()
@@ -282,7 +289,8 @@ async def download_file_counts_chunk_size(session, url, dest, sha256):
 
 
 @wrong(check.download_file, "os.replace inside the `with open(...)`: renamed before it is closed",
-       rule="Write to a temporary name ... close it, and give it the final name")
+       rule="Write to a temporary name ... close it, and give it the final name",
+       problem="renamed-while-open")
 async def download_file_replace_before_close(session, url, dest, sha256):
     part = dest + ".part"
     digest = hashlib.sha256()
@@ -305,7 +313,8 @@ async def download_file_replace_before_close(session, url, dest, sha256):
 
 
 @wrong(check.download_file, "await response.read() of the whole body",
-       rule="Stream the body in chunks (`iter_chunked`); memory must stay under half of it")
+       rule="Stream the body in chunks (`iter_chunked`); memory must stay under half of it",
+       problem="whole-body-in-memory")
 async def download_file_read_whole(session, url, dest, sha256):
     part = dest + ".part"
     async with session.get(url) as response:
@@ -320,7 +329,8 @@ async def download_file_read_whole(session, url, dest, sha256):
 
 
 @wrong(check.download_file, "hashes afterwards by reading the whole .part at once on the loop",
-       rule="hash it as it goes; memory must stay under half of it")
+       rule="hash it as it goes; memory must stay under half of it",
+       problem="whole-body-in-memory")
 async def download_file_hash_whole_file(session, url, dest, sha256):
     part = dest + ".part"
     try:
@@ -337,7 +347,8 @@ async def download_file_hash_whole_file(session, url, dest, sha256):
 
 
 @wrong(check.download_file, "catches every error and returns 0",
-       rule="When anything goes wrong it **raises**")
+       rule="When anything goes wrong it **raises**",
+       problem="failure-swallowed")
 async def download_file_swallows(session, url, dest, sha256):
     part = dest + ".part"
     digest = hashlib.sha256()
@@ -355,7 +366,8 @@ async def download_file_swallows(session, url, dest, sha256):
 
 
 @wrong(check.download_file, "the temporary file goes to the system temp dir",
-       rule="Write to a temporary name in the same directory (`dest + \".part\"`)")
+       rule="Write to a temporary name in the same directory (`dest + \".part\"`)",
+       problem="temp-elsewhere")
 async def download_file_tmp_elsewhere(session, url, dest, sha256):
     fd, part = tempfile.mkstemp(suffix=".part")
     os.close(fd)
@@ -374,7 +386,8 @@ async def download_file_tmp_elsewhere(session, url, dest, sha256):
 
 
 @wrong(check.download_file, "forgot the return: returns None",
-       rule="returns the number of bytes written")
+       rule="returns the number of bytes written",
+       problem="wrong-return")
 async def download_file_forgot_return(session, url, dest, sha256):
     part = dest + ".part"
     digest = hashlib.sha256()
@@ -564,62 +577,72 @@ def _status_only(exc):
 
 
 @wrong(check.download_with_retry, "retries every error, the 404 included",
-       rule="Retry only **transient** failures ... A 404 is raised at once")
+       rule="Retry only **transient** failures ... A 404 is raised at once",
+       problem="retried-404")
 async def download_with_retry_retries_404(session, url, dest, sha256, **options):
     return await _make_retry(retryable=_everything)(session, url, dest, sha256, **options)
 
 
 @wrong(check.download_with_retry, "ignores Retry-After: only the jittered backoff",
-       rule="or at least what a `Retry-After` header says")
+       rule="or at least what a `Retry-After` header says",
+       problem="ignored-retry-after")
 async def download_with_retry_ignores_retry_after(session, url, dest, sha256, **options):
     return await _make_retry(honour_retry_after=False)(session, url, dest, sha256, **options)
 
 
 @wrong(check.download_with_retry, "takes min() of the backoff and Retry-After",
-       rule="wait ... at least what a `Retry-After` header says")
+       rule="wait ... at least what a `Retry-After` header says",
+       problem="ignored-retry-after")
 async def download_with_retry_min_retry_after(session, url, dest, sha256, **options):
     return await _make_retry(combine=min)(session, url, dest, sha256, **options)
 
 
 @wrong(check.download_with_retry, "no resume: every attempt starts again from byte 0",
-       rule="After a dropped connection, **resume** ... `Range: bytes=<its size>-`")
+       rule="After a dropped connection, **resume** ... `Range: bytes=<its size>-`",
+       problem="restarted-from-zero")
 async def download_with_retry_no_resume(session, url, dest, sha256, **options):
     return await _make_retry(resume=False)(session, url, dest, sha256, **options)
 
 
 @wrong(check.download_with_retry, "resumes with Range but without If-Range",
-       rule="`If-Range: <the ETag of the first answer>`")
+       rule="`If-Range: <the ETag of the first answer>`",
+       problem="no-if-range")
 async def download_with_retry_no_if_range(session, url, dest, sha256, **options):
     return await _make_retry(if_range=False)(session, url, dest, sha256, **options)
 
 
 @wrong(check.download_with_retry, "starts a new digest on every attempt, also on a 206",
-       rule="On a 206 append (and keep hashing)")
+       rule="On a 206 append (and keep hashing)",
+       problem="resume-failed")
 async def download_with_retry_digest_reset(session, url, dest, sha256, **options):
     return await _make_retry(fresh_digest=True)(session, url, dest, sha256, **options)
 
 
 @wrong(check.download_with_retry, "max_attempts retries after the first try: one attempt too many",
-       rule="At most `max_attempts` attempts")
+       rule="At most `max_attempts` attempts",
+       problem="attempt-limit-ignored")
 async def download_with_retry_one_too_many(session, url, dest, sha256, **options):
     return await _make_retry(extra_attempt=True)(session, url, dest, sha256, **options)
 
 
 @wrong(check.download_with_retry, "retries only HTTP statuses: a dropped body is raised at once",
        rule="Retry ... `ClientConnectionError`, `ClientPayloadError` (a body cut short) and "
-            "`TimeoutError`")
+            "`TimeoutError`",
+       problem="no-retry-reset")
 async def download_with_retry_statuses_only(session, url, dest, sha256, **options):
     return await _make_retry(retryable=_status_only)(session, url, dest, sha256, **options)
 
 
 @wrong(check.download_with_retry, "returns the 0-based attempt index",
-       rule="It returns the number of attempts it made (1 when the first one worked)")
+       rule="It returns the number of attempts it made (1 when the first one worked)",
+       problem="wrong-return")
 async def download_with_retry_zero_based(session, url, dest, sha256, **options):
     return await _make_retry(zero_based=True)(session, url, dest, sha256, **options)
 
 
 @wrong(check.download_with_retry, "raises a new RuntimeError instead of the last error",
-       rule="At most `max_attempts` attempts; then raise the last error")
+       rule="At most `max_attempts` attempts; then raise the last error",
+       problem="wrong-error-raised")
 async def download_with_retry_raises_new_error(session, url, dest, sha256, **options):
     retry = _make_retry(give_up=RuntimeError("download failed after retries"))
     return await retry(session, url, dest, sha256, **options)
@@ -632,7 +655,8 @@ async def download_with_retry_no_sleep(session, url, dest, sha256, **options):
 
 
 @wrong(check.download_with_retry, "keeps the .part file after the final failure",
-       rule="the same promise as task 1 (remove the temporary file after a failure)")
+       rule="the same promise as task 1 (remove the temporary file after a failure)",
+       problem="temp-file-left")
 async def download_with_retry_keeps_part(session, url, dest, sha256, **options):
     return await _make_retry(cleanup=False)(session, url, dest, sha256, **options)
 
@@ -700,7 +724,8 @@ async def download_all_as_completed(jobs, concurrency):
 
 
 @wrong(check.download_all, "wraps the whole download_with_retry call in `async with slots:`",
-       rule="so that a file waiting between attempts holds no slot")
+       rule="so that a file waiting between attempts holds no slot",
+       problem="slot-held-while-waiting")
 async def download_all_slot_around_retries(jobs, concurrency):
     slots = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession(timeout=_long_timeout()) as session:
@@ -713,7 +738,8 @@ async def download_all_slot_around_retries(jobs, concurrency):
 
 
 @wrong(check.download_all, "downloads one file after another",
-       rule="run the downloads **concurrently**")
+       rule="run the downloads **concurrently**",
+       problem="sequential")
 async def download_all_sequential(jobs, concurrency):
     slots = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession(timeout=_long_timeout()) as session:
@@ -721,7 +747,8 @@ async def download_all_sequential(jobs, concurrency):
 
 
 @wrong(check.download_all, "gather without a per-file catch: the 404 ends the whole job",
-       rule="never let one file's failure stop the others or the report")
+       rule="never let one file's failure stop the others or the report",
+       problem="one-failure-stops-all")
 async def download_all_failure_escapes(jobs, concurrency):
     slots = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession(timeout=_long_timeout()) as session:
@@ -733,7 +760,8 @@ async def download_all_failure_escapes(jobs, concurrency):
 
 
 @wrong(check.download_all, "a new session for every file",
-       rule="Use **one** session for all of them")
+       rule="Use **one** session for all of them",
+       problem="session-per-file")
 async def download_all_session_per_file(jobs, concurrency):
     slots = asyncio.Semaphore(concurrency)
 
@@ -745,7 +773,8 @@ async def download_all_session_per_file(jobs, concurrency):
 
 
 @wrong(check.download_all, "keeps the default timeout (total=300, no sock_read)",
-       rule="with a timeout fit for long downloads (`total=None`, and `sock_read`)")
+       rule="with a timeout fit for long downloads (`total=None`, and `sock_read`)",
+       problem="total-timeout")
 async def download_all_default_timeout(jobs, concurrency):
     slots = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession() as session:
@@ -753,7 +782,8 @@ async def download_all_default_timeout(jobs, concurrency):
 
 
 @wrong(check.download_all, "a total=2 timeout: a slow download is cut",
-       rule="with a timeout fit for long downloads (`total=None`, ...)")
+       rule="with a timeout fit for long downloads (`total=None`, ...)",
+       problem="total-timeout")
 async def download_all_total_timeout(jobs, concurrency):
     slots = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
@@ -761,7 +791,8 @@ async def download_all_total_timeout(jobs, concurrency):
 
 
 @wrong(check.download_all, "reports in the order the files finished",
-       rule="one dict per job, in the order of `jobs`")
+       rule="one dict per job, in the order of `jobs`",
+       problem="report-order")
 async def download_all_completion_order(jobs, concurrency):
     slots = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession(timeout=_long_timeout()) as session:
@@ -770,7 +801,8 @@ async def download_all_completion_order(jobs, concurrency):
 
 
 @wrong(check.download_all, "hard-codes Semaphore(3), as in the lesson",
-       rule="never more than `concurrency` at a time: one `asyncio.Semaphore(concurrency)`")
+       rule="never more than `concurrency` at a time: one `asyncio.Semaphore(concurrency)`",
+       problem="unbounded")
 async def download_all_semaphore_three(jobs, concurrency):
     slots = asyncio.Semaphore(3)
     async with aiohttp.ClientSession(timeout=_long_timeout()) as session:
@@ -778,14 +810,16 @@ async def download_all_semaphore_three(jobs, concurrency):
 
 
 @wrong(check.download_all, "no semaphore: every file at once",
-       rule="never more than `concurrency` at a time")
+       rule="never more than `concurrency` at a time",
+       problem="unbounded")
 async def download_all_unbounded(jobs, concurrency):
     async with aiohttp.ClientSession(timeout=_long_timeout()) as session:
         return await asyncio.gather(*(_report_one(session, *job, None) for job in jobs))
 
 
 @wrong(check.download_all, "never closes the session",
-       rule="Close the session before returning")
+       rule="Close the session before returning",
+       problem="session-left-open")
 async def download_all_session_left_open(jobs, concurrency):
     slots = asyncio.Semaphore(concurrency)
     session = aiohttp.ClientSession(timeout=_long_timeout())
@@ -793,7 +827,8 @@ async def download_all_session_left_open(jobs, concurrency):
 
 
 @wrong(check.download_all, "catches only aiohttp.ClientError per file: the checksum error escapes",
-       rule="never let one file's failure stop the others or the report")
+       rule="never let one file's failure stop the others or the report",
+       problem="one-failure-stops-all")
 async def download_all_catches_client_errors_only(jobs, concurrency):
     slots = asyncio.Semaphore(concurrency)
 
@@ -810,7 +845,8 @@ async def download_all_catches_client_errors_only(jobs, concurrency):
 
 
 @wrong(check.download_all, "leaves the failures out of the report",
-       rule="return a report: one dict per job")
+       rule="return a report: one dict per job",
+       problem="wrong-count")
 async def download_all_successes_only(jobs, concurrency):
     slots = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession(timeout=_long_timeout()) as session:
@@ -819,7 +855,8 @@ async def download_all_successes_only(jobs, concurrency):
 
 
 @wrong(check.download_all, "puts the exception object, not a string, in `error`",
-       rule="`error`: None for a success, a short string saying why for a failure")
+       rule="`error`: None for a success, a short string saying why for a failure",
+       problem="wrong-report")
 async def download_all_error_object(jobs, concurrency):
     slots = asyncio.Semaphore(concurrency)
 
@@ -837,7 +874,8 @@ async def download_all_error_object(jobs, concurrency):
 
 @wrong(check.download_all, "`concurrency` worker tasks pulling from a queue, no semaphore",
        rule="one `asyncio.Semaphore(concurrency)`, passed ... as `slots`, so that a file "
-            "waiting between attempts holds no slot")
+            "waiting between attempts holds no slot",
+       problem="slot-held-while-waiting")
 async def download_all_worker_pool(jobs, concurrency):
     pending: asyncio.Queue = asyncio.Queue()
     for index, job in enumerate(jobs):
