@@ -59,7 +59,8 @@ async def stream_records_decoded(session, url):
 
 
 @wrong(check.stream_records, "reads the whole body with text(), then yields the lines",
-       rule="yields each record ... **as soon as its line has arrived**")
+       rule="yields each record ... **as soon as its line has arrived**",
+       problem="read-whole-stream")
 async def stream_records_text_then_split(session, url):
     async with session.get(url) as response:
         text = await response.text()
@@ -69,7 +70,8 @@ async def stream_records_text_then_split(session, url):
 
 
 @wrong(check.stream_records, "parses each iter_any() chunk as one record",
-       rule="it also sends one record in two pieces, a moment apart")
+       rule="it also sends one record in two pieces, a moment apart",
+       problem="not-line-by-line")
 async def stream_records_iter_any_chunks(session, url):
     async with session.get(url) as response:
         async for chunk in response.content.iter_any():
@@ -77,7 +79,8 @@ async def stream_records_iter_any_chunks(session, url):
 
 
 @wrong(check.stream_records, "splits each chunk on newlines but keeps no buffer across chunks",
-       rule="it also sends one record in two pieces, a moment apart")
+       rule="it also sends one record in two pieces, a moment apart",
+       problem="not-line-by-line")
 async def stream_records_split_chunks_no_buffer(session, url):
     async with session.get(url) as response:
         async for chunk in response.content.iter_chunked(64 * 1024):
@@ -87,7 +90,8 @@ async def stream_records_split_chunks_no_buffer(session, url):
 
 
 @wrong(check.stream_records, "json.loads on iter_chunked(1024) chunks",
-       rule="one JSON document per line")
+       rule="one JSON document per line",
+       problem="not-line-by-line")
 async def stream_records_iter_chunked(session, url):
     async with session.get(url) as response:
         async for chunk in response.content.iter_chunked(1024):
@@ -95,7 +99,8 @@ async def stream_records_iter_chunked(session, url):
 
 
 @wrong(check.stream_records, "collects every record in a list and returns it",
-       rule="an **async generator** ... yields each record")
+       rule="an **async generator** ... yields each record",
+       problem="not-a-generator")
 async def stream_records_returns_list(session, url):
     records = []
     async with session.get(url) as response:
@@ -105,7 +110,8 @@ async def stream_records_returns_list(session, url):
 
 
 @wrong(check.stream_records, "yields the raw lines (bytes), never parses them",
-       rule="yields each record as a parsed `dict`")
+       rule="yields each record as a parsed `dict`",
+       problem="not-parsed")
 async def stream_records_yields_lines(session, url):
     async with session.get(url) as response:
         async for line in response.content:
@@ -113,7 +119,8 @@ async def stream_records_yields_lines(session, url):
 
 
 @wrong(check.stream_records, "buffers lines but drops a last record without a trailing newline",
-       rule="yields each record ... in order")
+       rule="yields each record ... in order",
+       problem="wrong-records")
 async def stream_records_drops_tail(session, url):
     buffer = b""
     async with session.get(url) as response:
@@ -126,7 +133,8 @@ async def stream_records_drops_tail(session, url):
 
 
 @wrong(check.stream_records, "collects the records inside the block, yields them afterwards",
-       rule="**as soon as its line has arrived**")
+       rule="**as soon as its line has arrived**",
+       problem="read-whole-stream")
 async def stream_records_yields_after_block(session, url):
     records = []
     async with session.get(url) as response:
@@ -137,7 +145,8 @@ async def stream_records_yields_after_block(session, url):
 
 
 @wrong(check.stream_records, "ignores the session it is given and opens its own",
-       rule="requests `url` with the given session")
+       rule="requests `url` with the given session",
+       problem="own-session")
 async def stream_records_own_session(session, url):
     async with aiohttp.ClientSession() as own:
         async with own.get(url) as response:
@@ -189,14 +198,16 @@ async def sha256_of_small_chunks(session, url):
 
 
 @wrong(check.sha256_of, "hashes await response.read(): the whole body in memory",
-       rule="**without ever holding the whole body in memory**")
+       rule="**without ever holding the whole body in memory**",
+       problem="read-whole-body")
 async def sha256_of_read_whole(session, url):
     async with session.get(url) as response:
         return hashlib.sha256(await response.read()).hexdigest()
 
 
 @wrong(check.sha256_of, "streams the chunks but keeps them all in a list, then joins",
-       rule="**without ever holding the whole body in memory**")
+       rule="**without ever holding the whole body in memory**",
+       problem="read-whole-body")
 async def sha256_of_keeps_chunks(session, url):
     chunks = []
     async with session.get(url) as response:
@@ -206,7 +217,8 @@ async def sha256_of_keeps_chunks(session, url):
 
 
 @wrong(check.sha256_of, "appends every chunk to a bytearray, hashes at the end",
-       rule="**without ever holding the whole body in memory**")
+       rule="**without ever holding the whole body in memory**",
+       problem="read-whole-body")
 async def sha256_of_bytearray(session, url):
     body = bytearray()
     async with session.get(url) as response:
@@ -216,7 +228,8 @@ async def sha256_of_bytearray(session, url):
 
 
 @wrong(check.sha256_of, "content.read() with no size: reads to the end in one go",
-       rule="**without ever holding the whole body in memory**")
+       rule="**without ever holding the whole body in memory**",
+       problem="read-whole-body")
 async def sha256_of_content_read_all(session, url):
     digest = hashlib.sha256()
     async with session.get(url) as response:
@@ -226,7 +239,8 @@ async def sha256_of_content_read_all(session, url):
 
 
 @wrong(check.sha256_of, "returns digest() bytes instead of the hex string",
-       rule="returns the SHA-256 of the body as a hex string")
+       rule="returns the SHA-256 of the body as a hex string",
+       problem="digest-not-hex")
 async def sha256_of_returns_bytes(session, url):
     digest = hashlib.sha256()
     async with session.get(url) as response:
@@ -236,7 +250,8 @@ async def sha256_of_returns_bytes(session, url):
 
 
 @wrong(check.sha256_of, "return inside the loop: hashes only the first chunk",
-       rule="the SHA-256 of the body")
+       rule="the SHA-256 of the body",
+       problem="wrong-digest")
 async def sha256_of_return_in_loop(session, url):
     digest = hashlib.sha256()
     async with session.get(url) as response:
@@ -247,7 +262,8 @@ async def sha256_of_return_in_loop(session, url):
 
 
 @wrong(check.sha256_of, "creates a new hash object for every chunk",
-       rule="the SHA-256 of the body")
+       rule="the SHA-256 of the body",
+       problem="wrong-digest")
 async def sha256_of_new_digest_per_chunk(session, url):
     digest = hashlib.sha256()
     async with session.get(url) as response:
@@ -257,7 +273,8 @@ async def sha256_of_new_digest_per_chunk(session, url):
 
 
 @wrong(check.sha256_of, "decodes each chunk and re-encodes it: hashes altered bytes",
-       rule="the SHA-256 of the body")
+       rule="the SHA-256 of the body",
+       problem="wrong-digest")
 async def sha256_of_decoded_text(session, url):
     digest = hashlib.sha256()
     async with session.get(url) as response:
@@ -300,21 +317,24 @@ async def fetch_json_manual_charset(session, url, encoding=None):
 
 
 @wrong(check.fetch_json, "plain json(): ContentTypeError for text/plain and text/html",
-       rule="whatever the `Content-Type` says")
+       rule="whatever the `Content-Type` says",
+       problem="content-type-crash")
 async def fetch_json_plain(session, url, encoding=None):
     async with session.get(url) as response:
         return await response.json(encoding=encoding)
 
 
 @wrong(check.fetch_json, "skips the Content-Type check but ignores `encoding`",
-       rule="decoded with `encoding` when one is given")
+       rule="decoded with `encoding` when one is given",
+       problem="wrong-charset")
 async def fetch_json_ignores_encoding(session, url, encoding=None):
     async with session.get(url) as response:
         return await response.json(content_type=None)
 
 
 @wrong(check.fetch_json, "json.loads on the raw bytes: always UTF-8, the charset is ignored",
-       rule="with the response's own charset when `encoding` is `None`")
+       rule="with the response's own charset when `encoding` is `None`",
+       problem="ignored-charset-label")
 async def fetch_json_loads_bytes(session, url, encoding=None):
     async with session.get(url) as response:
         body = await response.read()
@@ -324,28 +344,32 @@ async def fetch_json_loads_bytes(session, url, encoding=None):
 
 
 @wrong(check.fetch_json, "falls back to UTF-8 instead of the response's charset",
-       rule="with the response's own charset when `encoding` is `None`")
+       rule="with the response's own charset when `encoding` is `None`",
+       problem="ignored-charset-label")
 async def fetch_json_defaults_to_utf8(session, url, encoding=None):
     async with session.get(url) as response:
         return json.loads(await response.text(encoding=encoding or "utf-8"))
 
 
 @wrong(check.fetch_json, "the server's charset label wins over the encoding passed in",
-       rule="decoded with `encoding` when one is given (the server's label is wrong then)")
+       rule="decoded with `encoding` when one is given (the server's label is wrong then)",
+       problem="wrong-charset")
 async def fetch_json_label_wins(session, url, encoding=None):
     async with session.get(url) as response:
         return await response.json(encoding=response.charset or encoding, content_type=None)
 
 
 @wrong(check.fetch_json, "text(errors='replace'): bad bytes become U+FFFD instead of the data",
-       rule="decoded with `encoding` when one is given")
+       rule="decoded with `encoding` when one is given",
+       problem="wrong-charset")
 async def fetch_json_errors_replace(session, url, encoding=None):
     async with session.get(url) as response:
         return json.loads(await response.text(errors="replace"))
 
 
 @wrong(check.fetch_json, "accepts text/plain only, still fails on text/html",
-       rule="whatever the `Content-Type` says")
+       rule="whatever the `Content-Type` says",
+       problem="content-type-crash")
 async def fetch_json_accepts_text_plain(session, url, encoding=None):
     async with session.get(url) as response:
         if response.content_type == "text/plain":
@@ -354,7 +378,8 @@ async def fetch_json_accepts_text_plain(session, url, encoding=None):
 
 
 @wrong(check.fetch_json, "returns the decoded text, forgets to parse it",
-       rule="returns the parsed JSON body")
+       rule="returns the parsed JSON body",
+       problem="not-parsed")
 async def fetch_json_returns_text(session, url, encoding=None):
     async with session.get(url) as response:
         return await response.text(encoding=encoding)
