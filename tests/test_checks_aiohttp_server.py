@@ -314,6 +314,32 @@ async def fields_price_as_text(request):
     return {"name": fields["name"], "price": str(fields["price"])}
 
 
+@wrong(check.item_fields, "request.json() without await", problem="missing-await")
+async def fields_json_not_awaited(request):
+    data = request.json()
+    if not isinstance(data, dict):
+        raise json_error(web.HTTPBadRequest, "not an object")
+    return {"name": data.get("name"), "price": data.get("price")}
+
+
+@wrong(check.create_and_list, "time.sleep in the POST handler", problem="blocked-loop")
+def create_app_sleeps():
+    async def create_item(request):
+        import time
+
+        time.sleep(0.01)
+        fields = await fields_good(request)
+        item = {"id": next(request.app[NEXT_ID]), **fields}
+        request.app[ITEMS][item["id"]] = item
+        return web.json_response(item, status=201, headers={"Location": f"/items/{item['id']}"})
+
+    app = web.Application()
+    app[ITEMS], app[NEXT_ID] = {}, itertools.count(1)
+    app.router.add_post("/items", create_item)
+    app.router.add_get("/items", list_all)
+    return app
+
+
 def test_a_converted_price_is_named():
     verdict = check.item_fields.diagnose(fields_float_price)
     assert "converted the price" in verdict.message and "float()" in verdict.hint, verdict.render()

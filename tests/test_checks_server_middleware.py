@@ -768,7 +768,7 @@ def test_checks_leave_logging_stdout_and_warnings_as_they_found_them(
     task, answer, problem, timeout
 ):
     root = logging.getLogger()
-    level, handle, stdout = root.level, logging.Logger.handle, sys.stdout
+    level, handle, stdout, stderr = root.level, logging.Logger.handle, sys.stdout, sys.stderr
     filters, showwarning = list(warnings.filters), warnings.showwarning
 
     verdict = task.diagnose(answer, timeout=timeout)
@@ -776,7 +776,7 @@ def test_checks_leave_logging_stdout_and_warnings_as_they_found_them(
     assert verdict.problem == problem, verdict.render()
     assert logging.Logger.handle is handle
     assert root.level == level
-    assert sys.stdout is stdout
+    assert sys.stdout is stdout and sys.stderr is stderr
     assert warnings.filters == filters and warnings.showwarning is showwarning
     # And logging works again: a record reaches the handlers it is meant for.
     records = []
@@ -986,6 +986,29 @@ async def converts_redirects_keeping_location(request, handler):
 
 
 @web.middleware
+async def handler_not_awaited(request, handler):
+    return handler(request)
+
+
+@web.middleware
+async def sleeps_in_the_middleware(request, handler):
+    time.sleep(0.01)
+    return await handler(request)
+
+
+@web.middleware
+async def print_exc_to_stderr(request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        error_id = uuid.uuid4().hex
+        traceback.print_exc()
+        return web.json_response({**GENERIC, "error_id": error_id}, status=500)
+
+
+@web.middleware
 async def int_header_on_the_500(request, handler):
     try:
         return await handler(request)
@@ -997,6 +1020,19 @@ async def int_header_on_the_500(request, handler):
         return web.json_response(
             {**GENERIC, "error_id": error_id}, status=500, headers={"X-Error-Id": error_id}
         )
+
+
+@web.middleware
+async def warns_about_client_errors(request, handler):
+    """Logs each 4xx at WARNING (no traceback), re-raises it; a crash as usual."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            errors_log.warning("client error %s on %s %s", exc.status, request.method, request.path)
+        raise
+    except Exception:
+        return crash_response(request, uuid.uuid4().hex)
 
 
 for _fn, _why in [
@@ -1012,6 +1048,7 @@ for _fn, _why in [
         "a factory; HTTPError converted with headers.add, exc_info=sys.exc_info()",
     ),
     (module_level_logging_call, "logging.exception(), exc_info=exc, a prefixed numeric id"),
+    (warns_about_client_errors, "logs client errors at WARNING too"),
 ]:
     correct(check.error_middleware, _why)(_fn)
 
@@ -1053,6 +1090,9 @@ for _fn, _mistake, _problem in [
     (typo_in_the_except_block, "a NameError in its except block", "middleware-crashed"),
     (converts_redirects_keeping_location, "a JSON error body on redirects", "redirect-converted"),
     (int_header_on_the_500, "an int header value on the 500", "no-answer"),
+    (print_exc_to_stderr, "traceback.print_exc(): the traceback on stderr", "traceback-printed"),
+    (handler_not_awaited, "`return handler(request)` without await", "missing-await"),
+    (sleeps_in_the_middleware, "time.sleep in the middleware", "blocked-loop"),
 ]:
     wrong(check.error_middleware, _mistake, problem=_problem)(_fn)
 
@@ -1122,9 +1162,10 @@ def make_timing(clock):
     return timing_with_clock
 
 
-timing_perf_counter_factory = make_timing(time.perf_counter)
-timing_monotonic_factory = make_timing(time.monotonic)
-timing_wall_clock_factory = make_timing(time.time)
+timing_perf_counter_factory = named(make_timing(time.perf_counter), "timing_perf_counter_factory")
+timing_monotonic_factory = named(make_timing(time.monotonic), "timing_monotonic_factory")
+timing_wall_clock_factory = named(make_timing(time.time), "timing_wall_clock_factory")
+
 
 _GLOBAL_START = [0.0]
 
@@ -1349,6 +1390,8 @@ for _fn, _mistake, _problem in [
     ),
     (timing_json_for_every_exception, "a JSON error body for redirects too", "redirect-converted"),
     (timing_rebuilds_errors, "rebuilds errors without their headers", "lost-headers"),
+    (handler_not_awaited, "`return handler(request)` without await", "missing-await"),
+    (sleeps_in_the_middleware, "time.sleep in the middleware", "blocked-loop"),
 ]:
     wrong(check.timing_middleware, _mistake, problem=_problem)(_fn)
 
@@ -1383,6 +1426,10 @@ def app_with_request_id_outermost():
     return web.Application(middlewares=[request_id, timing_finally, app_logger_adapter])
 
 
+def app_error_middleware_logs_too():
+    return web.Application(middlewares=[timing_finally, warns_about_client_errors])
+
+
 def app_timing_twice():
     return web.Application(middlewares=[timing_finally, reraising, timing_finally])
 
@@ -1394,6 +1441,7 @@ for _fn, _why in [
     (app_extended_after_creation, "middlewares.extend after creation"),
     (app_factories, "factory-made middlewares, structured"),
     (app_with_request_id_outermost, "a request-id middleware outermost, the app logger"),
+    (app_error_middleware_logs_too, "the error middleware logs 4xx lines of its own"),
 ]:
     correct(check.create_app, _why)(_fn)
 

@@ -1282,7 +1282,7 @@ async def read_update_delete(learner: Any, server: LocalServer, spy: SessionSpy)
         items = [await creator.create(api, body, "creating an item") for body in bodies[:3]]
         ids = [item["id"] for item in items]
         await _check_reads(api, items, order)
-        unknown = [max(ids) + rng.randrange(50, 150), 0]
+        unknown = [max(ids) + rng.randrange(50, 150), rng.randrange(10**5, 10**6)]
         for method in ("GET", "PUT", "DELETE"):
             body = bodies[3] if method == "PUT" else _NO_BODY
             for ident in unknown:

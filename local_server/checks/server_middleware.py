@@ -79,9 +79,14 @@ class Observed:
     """What the server logged, printed and warned while the requests ran."""
 
     records: list[logging.LogRecord] = field(default_factory=list)
-    stacks: dict[int, frozenset[types.CodeType]] = field(default_factory=dict)
+    stacks: dict[int, tuple[types.CodeType, ...]] = field(default_factory=dict)  # innermost first
     stdout: io.StringIO = field(default_factory=io.StringIO)
+    stderr: io.StringIO = field(default_factory=io.StringIO)
     warned: list[warnings.WarningMessage] = field(default_factory=list)
+
+    def printed(self) -> str:
+        """What the code printed, to stdout or stderr (``traceback.print_exc()``)."""
+        return self.stdout.getvalue() + self.stderr.getvalue()
 
     def learners(
         self, records: Iterable[logging.LogRecord] | None = None
@@ -146,7 +151,8 @@ def _has_traceback(record: logging.LogRecord) -> bool:
 
 @contextlib.contextmanager
 def _observed() -> Iterator[Observed]:
-    """Collect this thread's log records, prints and warnings, and keep them from the notebook.
+    """Collect this thread's log records, prints (stdout and stderr) and warnings, and keep
+    them from the notebook.
 
     Every ``Logger.handle`` call made on this thread is recorded instead of handled, with the
     code objects on its stack (which middleware logged it), and the root level is lowered so
@@ -168,7 +174,7 @@ def _observed() -> Iterator[Observed]:
         while frame is not None and len(codes) < 60:
             codes.append(frame.f_code)
             frame = frame.f_back
-        seen.stacks[id(record)] = frozenset(codes)
+        seen.stacks[id(record)] = tuple(codes)
         seen.records.append(record)
 
     root = logging.getLogger()
@@ -179,6 +185,7 @@ def _observed() -> Iterator[Observed]:
         with (
             warnings.catch_warnings(record=True) as caught,
             contextlib.redirect_stdout(seen.stdout),
+            contextlib.redirect_stderr(seen.stderr),
         ):
             warnings.simplefilter("always")
             try:
@@ -562,11 +569,16 @@ def _current_request(test_app: ProbeApp, replies: dict[int, Reply], run: Run) ->
 async def _ask_two_at_once(session: aiohttp.ClientSession, test_app: ProbeApp, run: Run) -> None:
     """A held request, and a quick one sent once the held one has slept its time."""
     task = asyncio.ensure_future(_ask(session, test_app.held, run.seen))
+    arrived = asyncio.ensure_future(test_app.arrived.wait())
     try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(test_app.arrived.wait(), HOLD_PATIENCE_SECONDS)
-        run.quick = await _ask(session, test_app.quick, run.seen)
+        # The held request may fail before its handler runs: then there is no pair to send.
+        await asyncio.wait(
+            {task, arrived}, timeout=HOLD_PATIENCE_SECONDS, return_when="FIRST_COMPLETED"
+        )
+        if test_app.arrived.is_set():
+            run.quick = await _ask(session, test_app.quick, run.seen)
     finally:
+        arrived.cancel()
         test_app.released.set()
         run.held = await task
 
@@ -1202,7 +1214,7 @@ def _judge_crash_logged(table: Task, run: Run, reply: Reply, error_id: Any) -> N
         or (r.exc_info and r.exc_info[1] is not None and _chained_name(r.exc_info[1], name))
     ]
     if not holding:
-        printed = run.seen.stdout.getvalue()
+        printed = run.seen.printed()
         if name in printed or "Traceback" in printed:
             raise table.broken(
                 "traceback-printed",
@@ -1428,14 +1440,14 @@ def _access_lines(
     run: Run, reply: Reply, codes: dict[types.CodeType, str]
 ) -> dict[str, list[logging.LogRecord]]:
     """The learner's non-traceback records made while ``reply`` ran, by the middleware that
-    made them (the innermost of ``codes`` on the record's stack; "" when none is)."""
+    made them: the innermost of ``codes`` on the record's stack ("" when none is on it)."""
     lines: dict[str, list[logging.LogRecord]] = {}
     for record in run.seen.learners(run.records_of(reply)):
         if _has_traceback(record):
             continue
-        stack = run.seen.stacks.get(id(record), frozenset())
-        owners = [name for code, name in codes.items() if code in stack]
-        lines.setdefault(owners[0] if owners else "", []).append(record)
+        stack = run.seen.stacks.get(id(record), ())
+        owner = next((codes[code] for code in stack if code in codes), "")
+        lines.setdefault(owner, []).append(record)
     return lines
 
 
@@ -1452,7 +1464,7 @@ def _judge_access_log(
 ) -> None:
     replies = sorted(run.replies, key=lambda r: r.status >= 400 or r.probe.kind == "redirect")
     logged_successes = False
-    printed = run.seen.stdout.getvalue()
+    printed = run.seen.printed()
     base = run.url.removeprefix("http://")
     for reply in replies:
         groups = _access_lines(run, reply, codes)
@@ -1489,36 +1501,44 @@ def _judge_access_log(
                 f"{reply.request} was logged {len(group)} times{listed}: {said!r}; one line per "
                 "request holds everything about it.",
             )
-        line = lines[-1]
-        text = _text(line)
-        if line.levelno < logging.INFO:
-            raise table.broken(
-                "logged-at-debug",
-                f"the line for {reply.request} is logged at {line.levelname}: "
-                f"{clip(_message(line), 60)!r}; a server configured for INFO drops it.",
-            )
-        path = reply.probe.path.split("?")[0]
-        if reply.probe.method not in text or path not in text:
-            raise table.broken(
-                "log-missing-request",
-                f"the line logged for {reply.request} does not name its method and path: "
-                f"{clip(_message(line), 80)!r}.",
-            )
-        if not re.search(rf"(?<![\d.]){reply.status}(?![\d.])", text):
-            raise table.broken(
-                "log-missing-status",
-                f"the line logged for {reply.request} does not hold its status {reply.status}: "
-                f"{clip(_message(line), 80)!r}.",
-            )
-        if reply.probe.kind == "slow":
-            numbers = [n for n in _numbers(text, reply, base) if n != reply.status]
-            if not any(_within(n, reply) or _within(n * 1000, reply) for n in numbers):
-                raise table.broken(
-                    "log-missing-duration",
-                    f"the line logged for {reply.request} (its handler sleeps "
-                    f"{reply.probe.sleep_ms:g} ms) holds no duration: "
-                    f"{clip(_message(line), 80)!r}.",
-                )
+        _judge_line(table, reply, lines, base)
+
+
+def _judge_line(table: Task, reply: Reply, lines: list[logging.LogRecord], base: str) -> None:
+    """Some line made while ``reply`` ran holds its method, path, status (and duration)."""
+    if all(line.levelno < logging.INFO for line in lines):
+        raise table.broken(
+            "logged-at-debug",
+            f"the line for {reply.request} is logged at {lines[-1].levelname}: "
+            f"{clip(_message(lines[-1]), 60)!r}; a server configured for INFO drops it.",
+        )
+    path = reply.probe.path.split("?")[0]
+    named = [r for r in lines if reply.probe.method in _text(r) and path in _text(r)]
+    if not named:
+        raise table.broken(
+            "log-missing-request",
+            f"the line logged for {reply.request} does not name its method and path: "
+            f"{clip(_message(lines[-1]), 80)!r}.",
+        )
+    status = re.compile(rf"(?<![\d.]){reply.status}(?![\d.])")
+    with_status = [r for r in named if status.search(_text(r))]
+    if not with_status:
+        raise table.broken(
+            "log-missing-status",
+            f"the line logged for {reply.request} does not hold its status {reply.status}: "
+            f"{clip(_message(named[-1]), 80)!r}.",
+        )
+    if reply.probe.kind != "slow":
+        return
+    for record in with_status:
+        numbers = [n for n in _numbers(_text(record), reply, base) if n != reply.status]
+        if any(_within(n, reply) or _within(n * 1000, reply) for n in numbers):
+            return
+    raise table.broken(
+        "log-missing-duration",
+        f"the line logged for {reply.request} (its handler sleeps {reply.probe.sleep_ms:g} ms) "
+        f"holds no duration: {clip(_message(with_status[-1]), 80)!r}.",
+    )
 
 
 def _key_watcher(found: list[Any]) -> Any:
