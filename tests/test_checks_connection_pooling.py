@@ -85,6 +85,23 @@ async def own_pooled_taskgroup(urls, limit, limit_per_host):
     return [task.result() for task in tasks]
 
 
+@correct(
+    check.fetch_pooled,
+    "the connector's total limit and per-host semaphores: aiohttp's connector may let one "
+    "more through (aio-libs/aiohttp#4936), its bound all the same",
+)
+async def pooled_connector_total_semaphores_per_host(urls, limit, limit_per_host):
+    per_host = defaultdict(lambda: asyncio.Semaphore(limit_per_host))
+    connector = aiohttp.TCPConnector(limit=limit)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(url):
+            async with per_host[(URL(url).host, URL(url).port)]:
+                return await _json(session, url)
+
+        return await asyncio.gather(*map(one, urls))
+
+
 @wrong(check.fetch_pooled, "the default connector", problem="no-bound")
 async def pooled_default_connector(urls, limit, limit_per_host):
     async with aiohttp.ClientSession() as session:

@@ -141,7 +141,13 @@ class Gate:
         await waiter
 
     def leave(self, seen: Seen) -> None:
-        """``seen`` is answered (its handler returns)."""
+        """``seen`` is answered: call it just before the response's last bytes are written.
+
+        Not after: the client runs on this loop, and between the last write and the
+        handler's return it can read the whole body, release the connection and send its
+        next request, which would then seem to overlap this one. ``transport.write`` is
+        synchronous, so nothing runs between this call and the last bytes going out.
+        """
         if seen.end is None:
             seen.end = asyncio.get_running_loop().time()
             self.total -= 1
@@ -576,10 +582,13 @@ def _text_app(scenario: TextScenario) -> web.Application:
             scenario.prepared += 1
             if spec.cut:
                 await wait_until(lambda: scenario.others_done(seen), CUT_WAIT_SECONDS)
+                scenario.gate.leave(seen)
                 await cut_off(request, response, body[: len(body) // 3])
                 return response
             step = -(-len(body) // spec.pieces)
             for start in range(0, len(body), step):
+                if start + step >= len(body):
+                    scenario.gate.leave(seen)  # see ``last_write``
                 await response.write(body[start : start + step])
                 if start + step < len(body):
                     # Only once every response has its headers: a body read after the
@@ -1172,6 +1181,7 @@ async def _one_block(
         connectors = [session.connector for session in sessions]
     requests = seen[count:]
     sockets = sockets_open_to([url])
+    await close_all(c for c in connectors if c is not None and not c.closed)
     if not sessions:
         raise API_CLIENT.broken(
             "no-session-created",

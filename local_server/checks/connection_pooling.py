@@ -130,6 +130,7 @@ def _item_app(host: str, gate: Gate, scenario: Any) -> web.Application:
             await response.prepare(request)
             if index == scenario.cut:
                 await wait_until(lambda: scenario.others_done(gate, seen), CUT_WAIT_SECONDS)
+                gate.leave(seen)
                 await cut_off(request, response, body[: len(body) // 2])
                 return response
             if scenario.slow:
@@ -140,8 +141,10 @@ def _item_app(host: str, gate: Gate, scenario: Any) -> web.Application:
                 await wait_until(
                     lambda: loop.time() - gate.last_arrival >= SETTLE_SECONDS, CUT_WAIT_SECONDS
                 )
+                gate.leave(seen)  # just before the last bytes: see Gate.leave
                 await response.write(body[1:])
             else:
+                gate.leave(seen)
                 await response.write(body)
             await response.write_eof()
             return response
@@ -326,7 +329,7 @@ FETCH_POOLED = Task(
     Rule(
         "connections-not-reused",
         "connections are reused",
-        "the TCP connections each server saw, against `limit_per_host`",
+        "the TCP connections each server saw: one per request, beyond `limit_per_host`?",
         "share one session and one connector for the whole job, without "
         "`force_close=True`, so a finished request leaves its connection in the pool.",
     ),
@@ -429,11 +432,21 @@ def _judge_bounds(
 ) -> None:
     together = gate.in_flight_at_once()
     on_one = max(gate.peak_by_host.values(), default=0)
+    connectors = _connectors_text(peak)
+    # aiohttp's connector can let one more through than its own limit: a request that finds
+    # an idle pooled connection takes it without checking the limit, while a waiter woken
+    # for the same freed slot opens a new one (aio-libs/aiohttp#4936, still so in 3.14.5).
+    # A peak above a bound that the learner's only connector enforces is aiohttp's doing.
+    own = [c for c in peak.connectors if c is not None]
+    connector = own[0] if len(own) == 1 else None
+    if connector is not None and connector.limit == limit:
+        together = min(together, limit)
+    if connector is not None and connector.limit_per_host == per_host:
+        on_one = min(on_one, per_host)
     seen = (
         f"with limit={limit} and limit_per_host={per_host}, the {scenario.hosts} servers saw "
         f"up to {plural(together, 'request')} at once together and {on_one} on one server"
     )
-    connectors = _connectors_text(peak)
     if together > limit and on_one > per_host:
         raise FETCH_POOLED.broken("no-bound", f"{seen}: neither limit held.{connectors}")
     if together > limit:
@@ -459,7 +472,6 @@ def _judge_bounds(
         )
     if together < limit:
         swapped = ""
-        connector = next((c for c in peak.connectors if c is not None), None)
         if connector is not None and (connector.limit, connector.limit_per_host) == (
             per_host,
             limit,
@@ -480,10 +492,17 @@ def _judge_reuse(
     gate: Gate, scenario: ItemScenario, per_host: int, sessions: int, peak: PeakSnapshot
 ) -> None:
     ports: dict[str, set[int | None]] = {}
+    requests: Counter[str] = Counter()
     for seen in gate.seen:
         ports.setdefault(seen.host, set()).add(seen.port)
+        requests[seen.host] += 1
     opened = [len(ports.get(name, ())) for name in scenario.names]
-    if max(opened) <= per_host:
+    # Not reused: some server got a new connection for every request it received. (One
+    # connection more than limit_per_host can be aiohttp's own doing: see _judge_bounds.)
+    if not any(
+        len(ports.get(name, ())) > per_host and len(ports.get(name, ())) >= requests[name]
+        for name in scenario.names
+    ):
         return
     seen = (
         f"the servers saw {' + '.join(map(str, opened))} TCP connections for "
