@@ -883,6 +883,48 @@ def unreleased_but_read(upstream_url: str) -> web.Application:
     return app_for(1, upstream_url, json_handler=unread_json)
 
 
+# --- kept from the earlier tests ---------------------------------------------------------------
+
+
+def no_route(upstream_url: str) -> web.Application:
+    app = web.Application()
+    app[UPSTREAM] = upstream_url
+    app.cleanup_ctx.append(session_generator)
+    return app
+
+
+wrong(check.shared_session, "no route at all", problem="bad-status")(no_route)
+
+_ONE_LAZY: dict[str, aiohttp.ClientSession] = {}
+
+
+async def lazy_global_json(request: web.Request) -> web.Response:
+    if "session" not in _ONE_LAZY or _ONE_LAZY["session"].closed:
+        _ONE_LAZY["session"] = aiohttp.ClientSession()
+    async with _ONE_LAZY["session"].get(request.app[UPSTREAM] + "/json") as response:
+        return web.json_response(await response.json())
+
+
+def lazy_global_session(upstream_url: str) -> web.Application:
+    app = web.Application()
+    app[UPSTREAM] = upstream_url
+    app.router.add_get("/proxy/json", lazy_global_json)
+    return app
+
+
+wrong(check.shared_session, "one module-level session made on first use, never closed",
+      problem="session-made-lazily")(lazy_global_session)
+
+
+def uuid_per_request(upstream_url: str) -> web.Application:
+    """Task 1's app is right; only the new handler opens a session per request."""
+    return app_for(2, upstream_url, uuid_handler=per_request)
+
+
+wrong(check.second_route, "proxy_uuid opens a session per request",
+      problem="session-per-request")(uuid_per_request)
+
+
 # --- task 2: the second route --------------------------------------------------------------------
 
 

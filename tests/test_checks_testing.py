@@ -690,7 +690,7 @@ async def retries_fake_server(get_user):
 
 
 @wrong(check.test_retries, "never tries a 404", problem="retries-4xx")
-async def retries_no_404(get_user):
+async def retries_never_404(get_user):
     await _retries(get_user, cases=("first", "forever"))
 
 
@@ -821,6 +821,41 @@ async def retries_without_await(get_user):
         async with aiohttp.ClientSession() as session:
             result = get_user(session, BASE, 42, delay=0)
             assert result is not None
+
+
+# kept from the earlier tests: both now let get_user sleep, which is judged first
+
+
+@wrong(check.test_retries, "no 404 case, no delay=0", problem="test-sleeps")
+async def retries_no_404(get_user):
+    async with aiohttp.ClientSession() as session:
+        with aioresponses() as m:
+            m.get(URL42, status=503)
+            m.get(URL42, payload=ADA)
+            assert await get_user(session, BASE, 42) == ADA
+        with aioresponses() as m:
+            m.get(URL42, status=503, repeat=True)
+            with pytest.raises(aiohttp.ClientResponseError):
+                await get_user(session, BASE, 42, attempts=3)
+            assert calls(m) == 3
+
+
+@wrong(check.test_retries, "the 503s not counted, no delay=0", problem="test-sleeps")
+async def retries_no_count(get_user):
+    async with aiohttp.ClientSession() as session:
+        with aioresponses() as m:
+            m.get(URL42, status=503)
+            m.get(URL42, payload=ADA)
+            assert await get_user(session, BASE, 42) == ADA
+        with aioresponses() as m:
+            m.get(URL42, status=503, repeat=True)
+            with pytest.raises(aiohttp.ClientResponseError):
+                await get_user(session, BASE, 42)
+        with aioresponses() as m:
+            m.get(URL42, status=404, repeat=True)
+            with pytest.raises(aiohttp.ClientResponseError):
+                await get_user(session, BASE, 42)
+            assert calls(m) == 1
 
 
 # --- Task 4: the users API -----------------------------------------------------------------------
@@ -1054,6 +1089,62 @@ async def api_through_own_session(client):
 @wrong(check.test_user_api, "waits forever", problem="test-hangs")
 async def api_hangs(client):
     await asyncio.Event().wait()
+
+
+# --- kept from the earlier tests ---------------------------------------------------------------
+
+
+@wrong(check.test_user_api, "table-driven, error bodies read but never checked",
+       problem="bad-id-body")
+async def api_complete_table(client):
+    cases = [
+        ("GET", "/users/1", None, 200, {"id": 1, "name": "Ada"}),
+        ("GET", "/users/999", None, 404, None),
+        ("GET", "/users/x1", None, 400, None),
+        ("POST", "/users", {"name": "Grace"}, 201, {"id": 2, "name": "Grace"}),
+        ("POST", "/users", {"nom": "Grace"}, 400, None),
+    ]
+    for method, path, body, status, expected in cases:
+        resp = await client.request(method, path, json=body)
+        data = await resp.json()
+        assert resp.status == status, (method, path)
+        if expected is not None:
+            assert data == expected
+
+
+def _without(skip: str):
+    """The earlier complete test minus the request or check named ``skip``."""
+
+    async def partial(client):
+        async with client.get("/users/1") as resp:
+            assert resp.status == 200
+            if skip != "shape":
+                assert await resp.json() == {"id": 1, "name": "Ada"}
+        if skip != "999":
+            async with client.get("/users/999") as resp:
+                assert resp.status == 404
+        if skip != "abc":
+            async with client.get("/users/abc") as resp:
+                assert resp.status == 400
+        async with client.post("/users", json={"name": "Grace"}) as resp:
+            assert resp.status in ((200, 201) if skip == "201" else (201,))
+        if skip != "noname":
+            async with client.post("/users", json={}) as resp:
+                assert resp.status == 400
+
+    partial.__name__ = f"api_without_{skip}"
+    return partial
+
+
+for _skip, _problem in (
+    ("999", "unknown-user-200"),
+    ("abc", "no-id-validation"),
+    ("shape", "wrong-shape"),
+    ("201", "created-200"),
+    ("noname", "no-name-validation"),
+):
+    wrong(check.test_user_api, f"the earlier complete test without {_skip}",
+          problem=_problem)(_without(_skip))
 
 
 # --- the stubs ------------------------------------------------------------------------------------
