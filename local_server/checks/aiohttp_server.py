@@ -895,8 +895,8 @@ async def create_and_list(learner: Any, server: LocalServer, spy: SessionSpy) ->
         if made[0]["id"] != 1:
             raise table.broken(
                 "first-id-not-1",
-                f"the first item created on a new app got id {made[0]['id']}; the table above "
-                "starts at 1.",
+                f"the first item created on a new app got id {made[0]['id']}; each app numbers "
+                "its items from 1, as in the table above.",
             )
         made.append(await create(table, a, bodies[1], "creating a second item"))
         if made[0]["id"] == made[1]["id"]:
@@ -1261,7 +1261,8 @@ async def _check_delete(
     if _by_id(left) != _by_id(kept):
         raise table.broken(
             "deleted-wrong-item",
-            f"after DELETE /items/{deleted}, GET /items lists {_shown(_by_id(left), 150)}.",
+            f"after DELETE /items/{deleted}, GET /items lists {_shown(_by_id(left), 120)}; "
+            f"expected {_shown(_by_id(kept), 120)}: only item {deleted} goes.",
         )
     _expect_unknown(await api.call("DELETE", f"/items/{deleted}"), "deleting an item twice")
 

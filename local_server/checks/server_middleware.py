@@ -1022,7 +1022,7 @@ def _middleware_crash(table: Task, run: Run, reply: Reply, names: str) -> Mistak
     elif isinstance(error, AttributeError) and "NoneType" in str(error) and "prepare" in str(error):
         return table.broken(
             "breaks-success",
-            f"{reply.request} {reply.probe.why or 'succeeds'}; with {names} the client got "
+            f"{reply.request} {reply.probe.why or 'succeeds'}; with {names}, the client got "
             "aiohttp's plain 500, and aiohttp logged 'Missing return statement on request "
             "handler': a middleware returned None instead of the response.",
         )
@@ -1033,7 +1033,7 @@ def _middleware_crash(table: Task, run: Run, reply: Reply, names: str) -> Mistak
         )
     return table.broken(
         "middleware-crashed",
-        f"{reply.request} {reply.probe.why or 'succeeds'}; with {names} the client got "
+        f"{reply.request} {reply.probe.why or 'succeeds'}; with {names}, the client got "
         f"aiohttp's plain 500, because the middleware raised {exception_text(error)}{origin}.",
         hint,
     )
@@ -1052,7 +1052,7 @@ def _judge_success(table: Task, run: Run, names: str) -> None:
             raise crash
         raise table.broken(
             "breaks-success",
-            f"{reply.request} answers 200 {expected}; with {names} it answered {reply.shown()}.",
+            f"{reply.request} answers 200 {expected}; with {names}, it answered {reply.shown()}.",
         )
 
 
@@ -1066,13 +1066,13 @@ def _judge_http_errors(table: Task, run: Run, names: str) -> None:
         if reply.probe.kind == "redirect":
             raise table.broken(
                 "redirect-broken",
-                f"{reply.request} {reply.probe.why}; with {names} the client got "
+                f"{reply.request} {reply.probe.why}; with {names}, the client got "
                 f"{reply.status} instead of {reply.probe.status}.",
             )
         raise table.broken(
             "http-error-to-500" if reply.status == 500 else "http-error-status",
             f"{reply.request} {reply.probe.why}, which aiohttp answers with {reply.probe.status}; "
-            f"with {names} the client got {reply.shown()}.",
+            f"with {names}, the client got {reply.shown()}.",
         )
     for reply in run.of_kind("redirect"):
         if reply.probe.keeps not in reply.headers:
@@ -1085,7 +1085,7 @@ def _judge_http_errors(table: Task, run: Run, names: str) -> None:
         if isinstance(data, dict) and "error" in data:
             raise table.broken(
                 "redirect-converted",
-                f"{reply.request} {reply.probe.why}; with {names} its {reply.status} came with "
+                f"{reply.request} {reply.probe.why}; with {names}, its {reply.status} came with "
                 f"the JSON error body {clip(reply.body, 60)!r}: a redirect is not an error.",
             )
     for reply in run.of_kind("error", "router"):
@@ -1127,7 +1127,7 @@ def _json(text: str) -> Any:
 def _leaks(reply: Reply, raised: type[BaseException]) -> list[str]:
     """What a 500 tells the client about the exception, in its body or in a header."""
     places = {
-        "body": reply.body,
+        "the body": reply.body,
         **{f"the {k} header": f"{k}: {v}" for k, v in reply.headers.items()},
     }
     found = []
@@ -1218,8 +1218,9 @@ def _judge_crash_logged(table: Task, run: Run, reply: Reply, error_id: Any) -> N
         if name in printed or "Traceback" in printed:
             raise table.broken(
                 "traceback-printed",
-                f"the traceback of {reply.request} was printed, not logged: a server's stdout "
-                "is not its log.",
+                f"the traceback of {reply.request} was printed (to stdout or stderr), not "
+                "logged: what a server prints is not its log, and no handler, level or file "
+                "applies to it.",
             )
         said = [clip(_message(r), 60) for r in records]
         also = f" (it logged {said[0]!r}, without the exception)" if said else ""
