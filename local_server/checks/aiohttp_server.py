@@ -444,10 +444,13 @@ BAD_BODIES: list[tuple[str, Any, str | None, str, str]] = [
 ]
 
 
-def _probe_app(learner: Any, results: list[tuple[str, Any]]) -> web.Application:
+def _probe_app(
+    learner: Any, results: list[tuple[str, Any]], entered: asyncio.Event
+) -> web.Application:
     """An app whose POST /probe calls the learner's item_fields and notes what it returned."""
 
     async def probe(request: web.Request) -> web.Response:
+        entered.set()
         outcome = learner(request)
         if not inspect.isawaitable(outcome):
             results.append(("not-async", outcome))
@@ -471,11 +474,23 @@ def _returned_error(results: list[tuple[str, Any]]) -> Any:
 
 
 async def _judge_valid_body(
-    api: Api, results: list[tuple[str, Any]], what: str, body: dict, expected: dict, pieces: int
+    api: Api,
+    results: list[tuple[str, Any]],
+    entered: asyncio.Event,
+    valid: tuple[str, dict, dict, int],
 ) -> None:
-    """A valid item must parse to exactly ``expected``."""
+    """A valid item must parse to exactly ``expected``; a second piece is sent only once the
+    handler runs, so code that reads only what has arrived sees half the body, whatever the load.
+    """
+    what, body, expected, pieces = valid
     results.clear()
-    reply = await api.call("POST", "/probe", body, pieces=pieces)
+    entered.clear()
+
+    async def once_entered() -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(entered.wait(), BOTH_ARRIVED_SECONDS)
+
+    reply = await api.call("POST", "/probe", body, pieces=pieces, between=once_entered)
     sent = f"{what} {clip(json.dumps(body, ensure_ascii=False), 80)}"
     if results and results[0][0] == "not-async":
         raise ITEM_FIELDS.broken(
@@ -573,16 +588,17 @@ async def item_fields(learner: Any, server: LocalServer, spy: SessionSpy) -> str
     """Serve the learner's parser behind POST /probe; valid bodies parse, bad ones get 400."""
     rng = random.Random(f"{SEED}-item_fields")
     results: list[tuple[str, Any]] = []
+    entered = asyncio.Event()
     valid = _valid_bodies(rng)
     bad = BAD_BODIES  # in the order a learner meets them: JSON, shape, fields, the traps
-    async with _served(_probe_app(learner, results)) as api:
-        for what, body, expected, pieces in valid[:2]:
-            await _judge_valid_body(api, results, what, body, expected, pieces)
+    async with _served(_probe_app(learner, results, entered)) as api:
+        for one in valid[:2]:
+            await _judge_valid_body(api, results, entered, one)
         for what, body, raw, crash_code, code in bad:
             await _judge_bad_body(api, results, what, body, raw, crash_code, code)
         # After every kind of refusal, valid bodies still parse (nothing kept from a bad one).
-        for what, body, expected, pieces in valid[2:]:
-            await _judge_valid_body(api, results, what, body, expected, pieces)
+        for one in valid[2:]:
+            await _judge_valid_body(api, results, entered, one)
     return (
         f"{len(valid)} valid items (non-ASCII names, a price of 0, extra fields, one in two "
         f"pieces) parsed to exactly name and price; {len(bad)} bad bodies each answered 400 "
