@@ -405,7 +405,7 @@ def _watch(worker: threading.Thread, run: _Run, timeout: float) -> None:
         if obs is None or not obs.active:
             continue
         stall = sample_stall(obs)
-        if stall is not None and stall.seconds >= RUNAWAY_SECONDS:
+        if stall is not None and stall.busy and stall.seconds >= RUNAWAY_SECONDS:
             run.stopped = _stop(worker, run.task, obs, stall)
             return
 
@@ -514,7 +514,9 @@ def _blocking_evidence(obs: Observation) -> str:
             f"{sockets[0].describe()} on the event loop's thread: a blocking HTTP "
             "library (requests, urllib) stops every other task while it waits."
         )
-    stalls = [s for s in obs.stalls if s.where is not None and s.seconds >= STALL_LIMIT_SECONDS]
+    stalls = [
+        s for s in obs.stalls if s.busy and s.where is not None and s.seconds >= STALL_LIMIT_SECONDS
+    ]
     if stalls:
         return (
             f"the event loop stood still for {stalls[0].seconds:.1f} s at {stalls[0].where}: "

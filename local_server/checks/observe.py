@@ -104,10 +104,13 @@ class FileEvent:
 
 @dataclass
 class Stall:
-    """A time the loop stood still, and the learner line it stood on."""
+    """A time the loop stood still, the learner line it stood on, and whether that was the
+    code's doing: ``busy`` when the loop's thread ran on the CPU most of the time (a busy
+    loop) or sat in a blocking call; a thread the machine's load merely kept waiting is not."""
 
     seconds: float
     where: LearnerLine | None
+    busy: bool = True
 
 
 @dataclass
@@ -120,6 +123,8 @@ class Observation:
     files: list[FileEvent] = field(default_factory=list)
     stalls: list[Stall] = field(default_factory=list)
     last_tick: float = field(default_factory=time.perf_counter)
+    # The loop thread's CPU time at its last tick, to tell a busy stall from a starved one.
+    tick_cpu: float = 0.0
     max_lag: float = 0.0
     # The blocking call under way on the loop's thread: (kind, started, caller, function).
     in_call: tuple[str, float, FrameType, Any] | None = None
@@ -371,7 +376,32 @@ async def _tick(observation: Observation) -> None:
         now = time.perf_counter()
         observation.max_lag = max(observation.max_lag, now - observation.last_tick - TICK_SECONDS)
         observation.last_tick = now
+        observation.tick_cpu = time.thread_time()
         await asyncio.sleep(TICK_SECONDS)
+
+
+# The share of a stall the loop's thread must have spent on the CPU for it to be the code's.
+BUSY_SHARE = 0.25
+BLOCKING_KINDS = frozenset({"time.sleep", "socket", "lock-wait"})
+
+
+def thread_cpu_seconds(ident: int) -> float | None:
+    """CPU time used so far by the thread ``ident`` (a ``threading.get_ident()``), if known."""
+    try:
+        return time.clock_gettime(time.pthread_getcpuclockid(ident))
+    except (AttributeError, OSError):  # no per-thread clock here (Windows): ask the system
+        pass
+    thread = next((t for t in threading.enumerate() if t.ident == ident), None)
+    native = getattr(thread, "native_id", None)
+    try:
+        import psutil
+
+        for info in psutil.Process().threads():
+            if info.id == native:
+                return info.user_time + info.system_time
+    except Exception:  # psutil missing or the thread gone: unknown
+        return None
+    return None
 
 
 def sample_stall(observation: Observation) -> Stall | None:
@@ -381,12 +411,18 @@ def sample_stall(observation: Observation) -> Stall | None:
         return None
     frame = sys._current_frames().get(observation.loop_thread)
     where = learner_line_of_frame(frame)
-    if observation.stalls and observation.stalls[-1].where == where and standing > (
-        observation.stalls[-1].seconds
-    ):
-        observation.stalls[-1].seconds = standing
+    in_call = observation.in_call
+    cpu = thread_cpu_seconds(observation.loop_thread)
+    busy = (
+        (in_call is not None and in_call[0] in BLOCKING_KINDS)
+        or cpu is None
+        or cpu - observation.tick_cpu >= BUSY_SHARE * standing
+    )
+    last = observation.stalls[-1] if observation.stalls else None
+    if last is not None and last.where == where and standing > last.seconds:
+        last.seconds, last.busy = standing, busy
     else:
-        observation.stalls.append(Stall(standing, where))
+        observation.stalls.append(Stall(standing, where, busy))
     return observation.stalls[-1]
 
 
@@ -403,6 +439,7 @@ def observing(observation: Observation) -> Iterator[None]:
     _running[observation.loop_thread] = observation
     observation.active = True
     observation.last_tick = time.perf_counter()
+    observation.tick_cpu = time.thread_time()
     try:
         yield
     finally:
