@@ -20,7 +20,15 @@ MODULES = sorted(
 
 
 def _exercise_class(module: str) -> type:
-    importlib.import_module(f"adversarial.{module}")
+    try:
+        importlib.import_module(f"adversarial.{module}")
+    except Exception as exc:  # one broken module must not hide every other exercise's answers
+        message = f"adversarial.{module} cannot be imported: {type(exc).__name__}: {exc}"
+
+        def test_imports(self):
+            pytest.fail(message)
+
+        return type(f"TestExercise{module[2:4]}", (), {"test_imports": test_imports})
     answers = [a for a in ANSWERS if a.fn.__module__ == f"adversarial.{module}"]
 
     reworked = all(getattr(a.check, "rules", None) is not None for a in answers)

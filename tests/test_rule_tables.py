@@ -21,15 +21,28 @@ import local_server.checks as checks_package
 from local_server.checks.rules import COMMON
 
 TESTS = Path(__file__).parent
+BROKEN: dict[str, str] = {}
+
+
+def _imported(name: str):
+    """The module, or None with the reason kept: one broken module must not hide the rest."""
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:
+        BROKEN[name] = f"{type(exc).__name__}: {exc}"
+        return None
+
+
 CHECK_MODULES = [
-    importlib.import_module(f"local_server.checks.{name}")
+    module
     for _, name, _ in pkgutil.iter_modules(checks_package.__path__)
+    if (module := _imported(f"local_server.checks.{name}")) is not None
 ]
 for _path in sorted(TESTS.glob("test_checks_*.py")):
-    importlib.import_module(_path.stem)
+    _imported(_path.stem)
 for _, _name, _ in pkgutil.iter_modules(adversarial.__path__):
     if _name.startswith("ex"):
-        importlib.import_module(f"adversarial.{_name}")
+        _imported(f"adversarial.{_name}")
 
 CHECKS = [
     obj
@@ -40,6 +53,10 @@ CHECKS = [
 TABLED = [c for c in CHECKS if getattr(c, "rules", None) is not None]
 CODE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 COMMON_CODES = {rule.problem for rule in COMMON}
+
+
+def test_every_check_and_answer_module_imports():
+    assert not BROKEN, BROKEN
 
 
 def _id(check) -> str:
