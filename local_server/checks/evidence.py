@@ -134,6 +134,12 @@ def _is_not_awaitable(exc: BaseException) -> bool:
     return isinstance(exc, TypeError) and "can't be used in 'await' expression" in str(exc)
 
 
+def _awaited_by_aiohttp(exc: BaseException) -> bool:
+    """A plain function of the learner's that aiohttp itself awaited (a callback)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return _is_not_awaitable(exc) and bool(frames) and "aiohttp" in Path(frames[-1].filename).parts
+
+
 def _is_closed_session(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "Session is closed" in str(exc)
 
@@ -165,6 +171,13 @@ _KNOWN: tuple[tuple[object, str, str, str], ...] = (
         "missing-await",
         "a coroutine was used as if it were its result: an `await` is missing",
         "put `await` before the call (`data = await response.json()`).",
+    ),
+    (
+        _awaited_by_aiohttp,
+        "raised",
+        "aiohttp awaited a function of yours that is a plain `def`",
+        "a function aiohttp calls for you (`raise_for_status=`, a trace signal, a middleware) "
+        "must be `async def`.",
     ),
     (
         _is_not_awaitable,
