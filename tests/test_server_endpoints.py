@@ -377,7 +377,7 @@ async def test_stats_shape(server_client):
     data = await resp.json()
     assert set(data) == {
         "connections_opened", "requests", "requests_per_connection", "in_flight",
-        "max_in_flight", "by_path", "timeline",
+        "max_in_flight", "by_path", "timeline", "timeline_omitted",
     }  # fmt: skip
     assert data["requests"] == 1
     assert data["by_path"] == {"/get": 1}
