@@ -176,6 +176,6 @@ class TameParserErrors(logging.Filter):
         return True
 
 
-_TAMER = TameParserErrors()
+TAMER = TameParserErrors()
 if not any(isinstance(f, TameParserErrors) for f in HTTP_LOG.filters):
-    HTTP_LOG.addFilter(_TAMER)
+    HTTP_LOG.addFilter(TAMER)

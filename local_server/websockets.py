@@ -69,8 +69,10 @@ MAX_CLOSE_AFTER_SECONDS = 10.0
 MAX_REASON_BYTES = 123
 
 MAX_CHAT_MEMBERS = 20
-# Messages queued for one chat member before it counts as not reading, and is disconnected.
-CHAT_OUTBOX_MESSAGES = 256
+# A chat member counts as not reading, and is disconnected, when one message has waited this
+# long to be taken by its connection, or this many bytes wait for it.
+CHAT_SEND_SECONDS = 3.0
+CHAT_OUTBOX_BYTES = 8 * 1024 * 1024
 MAX_NAME_CHARS = 32
 DEFAULT_ROOM = "lobby"
 ROOM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
@@ -169,15 +171,17 @@ class OpenSockets:
 class Member:
     """One chat member: its socket, its name, and a bounded outbox that its own task sends.
 
-    Nobody waits on a member: a message for it is queued, and a member whose outbox is full
-    (it does not read) is disconnected with 1008 instead of slowing the room down.
+    Nobody waits on a member: a message for it is queued, and a member that does not read (one
+    message waited CHAT_SEND_SECONDS, or CHAT_OUTBOX_BYTES wait) is disconnected with 1008
+    instead of slowing the room down.
     """
 
     def __init__(self, ws: web.WebSocketResponse, name: str, request: web.Request) -> None:
         self.ws = ws
         self.name = name
         self._request = request
-        self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=CHAT_OUTBOX_MESSAGES)
+        self.outbox: asyncio.Queue[str] = asyncio.Queue()
+        self.queued_bytes = 0
         self.sender: asyncio.Task[None] | None = None
         self.evicting: asyncio.Task[None] | None = None
         self.evicted = False
@@ -193,21 +197,32 @@ class Member:
         """Queue ``text`` for this member; disconnect the member if it has fallen behind."""
         if not self.joined or self.ws.closed:
             return
-        try:
-            self.outbox.put_nowait(text)
-        except asyncio.QueueFull:
+        if self.queued_bytes + len(text) > CHAT_OUTBOX_BYTES:
+            self._start_eviction(f"over {CHAT_OUTBOX_BYTES // 2**20} MiB waiting")
+            return
+        self.queued_bytes += len(text)
+        self.outbox.put_nowait(text)
+
+    def _start_eviction(self, why: str) -> None:
+        if not self.evicted:
             self.evicted = True
-            self.evicting = asyncio.ensure_future(self._evict())
+            self.evicting = asyncio.ensure_future(self._evict(why))
 
     async def _send_all(self) -> None:
         with contextlib.suppress(ConnectionError):  # the member vanished: its handler tidies up
             while True:
-                await self.ws.send_str(await self.outbox.get())
+                text = await self.outbox.get()
+                self.queued_bytes -= len(text)
+                try:
+                    await asyncio.wait_for(self.ws.send_str(text), CHAT_SEND_SECONDS)
+                except TimeoutError:
+                    self._start_eviction(f"a message waited {CHAT_SEND_SECONDS:g} s")
+                    return
 
-    async def _evict(self) -> None:
-        if self.sender is not None:
+    async def _evict(self, why: str) -> None:
+        if self.sender is not None and self.sender is not asyncio.current_task():
             self.sender.cancel()
-        reason = f"too slow: {CHAT_OUTBOX_MESSAGES} messages waiting".encode()
+        reason = f"too slow: {why}".encode()
         try:
             await asyncio.wait_for(
                 self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason),
