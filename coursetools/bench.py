@@ -21,6 +21,7 @@ from pathlib import Path
 
 from local_server import start_server
 
+from . import workshop
 from .notebooks import EXERCISES, LESSONS, ROOT, SOLUTIONS, execute, notebooks_in, read
 
 SERVER_STARTS = 20
@@ -118,6 +119,9 @@ def main() -> None:
           f"median {statistics.median(starts) * 1000:.1f} ms, max {max(starts) * 1000:.1f} ms")
     print()
     throughput()
+    print()
+    print("workshop: the course server (python -m local_server) on one core, the room on another")
+    workshop.report()
     print()
     rows = notebook_seconds()
     width = max(len(name) for name, _ in rows)

@@ -9,6 +9,7 @@ import sys
 
 from aiohttp import web
 
+from . import hardening
 from .app import create_app, endpoint_index
 from .runner import LOOPBACK, is_loopback
 
@@ -25,7 +26,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any)"
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for random status choices")
-    return parser.parse_args(argv)
+    defaults = hardening.Limits()
+    parser.add_argument(
+        "--keepalive",
+        type=float,
+        default=defaults.keepalive,
+        help="seconds an idle connection, or one still sending its request's headers, stays "
+        f"open (default {defaults.keepalive:g})",
+    )
+    parser.add_argument(
+        "--max-connections-per-client",
+        type=int,
+        default=defaults.per_client,
+        help=f"open connections one address may have (default {defaults.per_client})",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=defaults.total,
+        help=f"open connections in all (default {defaults.total})",
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=defaults.shutdown,
+        help="seconds requests in flight get to finish after Ctrl-C "
+        f"(default {defaults.shutdown:g})",
+    )
+    args = parser.parse_args(argv)
+    for name in ("keepalive", "max_connections_per_client", "max_connections"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be above 0")
+    if args.shutdown_timeout < 0:
+        parser.error("--shutdown-timeout must be 0 or more")
+    return args
+
+
+def limits_of(args: argparse.Namespace) -> hardening.Limits:
+    """The server's bounds, from the command line."""
+    return hardening.Limits(
+        keepalive=args.keepalive,
+        per_client=args.max_connections_per_client,
+        total=args.max_connections,
+        shutdown=args.shutdown_timeout,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     app = create_app(seed=args.seed)
     try:
-        asyncio.run(serve(app, args.host, args.port))
+        asyncio.run(serve(app, args.host, args.port, limits_of(args)))
     except (KeyboardInterrupt, web.GracefulExit):
         pass
     except OSError as error:
@@ -49,7 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     print("Course server stopped.")
 
 
-async def serve(app: web.Application, host: str, port: int) -> None:
+async def serve(
+    app: web.Application, host: str, port: int, limits: hardening.Limits | None = None
+) -> None:
     """Serve ``app`` until Ctrl-C (or SIGTERM), announcing the port actually bound.
 
     ``web.run_app`` would announce before it binds, so ``--port 0`` would print port 0. The
@@ -60,8 +106,10 @@ async def serve(app: web.Application, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stop.set)
-    runner = web.AppRunner(app, access_log=None)
+    limits = limits or hardening.Limits()
+    runner = web.AppRunner(app, **hardening.runner_options(limits))
     await runner.setup()
+    hardening.install(runner, limits)
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()

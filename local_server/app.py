@@ -9,10 +9,18 @@ from aiohttp import web
 
 from . import faults, files, httpbin, httpbin_auth, httpbin_formats, websockets
 from .errors import json_errors
+from .hardening import close_unread_compressed
 from .learners import PerLearner
 from .middleware import LEARNER_STATS, STATS, record_stats, stats_for
+from .params import query_int
 from .state import RANDOM
-from .stats import ServerStats
+from .stats import (
+    LEARNER_DISTINCT_PATHS,
+    LEARNER_TIMELINE,
+    LEARNER_TRACKED_CONNECTIONS,
+    MAX_TIMELINE,
+    ServerStats,
+)
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -30,11 +38,12 @@ def create_app(
     ``seed`` makes the random choices (``/status/200:0.5,500:0.5``) repeatable; ``max_body``
     bounds every request body (a larger one gets a JSON 413).
     """
-    # Outermost first: errors become JSON, every request is counted, OPTIONS gets CORS answers.
-    middlewares = [json_errors, record_stats, httpbin.options_preflight]
+    # Outermost first: a compressed body left unread closes the connection, errors become
+    # JSON, every request is counted, OPTIONS gets CORS answers.
+    middlewares = [close_unread_compressed, json_errors, record_stats, httpbin.options_preflight]
     app = web.Application(middlewares=middlewares, client_max_size=max_body)
     app[STATS] = stats if stats is not None else ServerStats()
-    app[LEARNER_STATS] = PerLearner(ServerStats)
+    app[LEARNER_STATS] = PerLearner(learner_stats)
     app[RANDOM] = random.Random(seed)
     app.router.add_get("/", index)
     app.router.add_get("/stats", stats_view)
@@ -45,6 +54,15 @@ def create_app(
         if setup is not None:
             setup(app)
     return app
+
+
+def learner_stats() -> ServerStats:
+    """A learner's own stats: smaller bounds than the server-wide ones."""
+    return ServerStats(LEARNER_TIMELINE, LEARNER_DISTINCT_PATHS, LEARNER_TRACKED_CONNECTIONS)
+
+
+# What GET /stats returns of the timeline, by default and at most (?timeline=N).
+STATS_TIMELINE_DEFAULT = 1_000
 
 
 def endpoint_index(app: web.Application) -> list[dict[str, str]]:
@@ -94,8 +112,9 @@ def _index_html(endpoints: list[dict[str, str]]) -> str:
 
 
 async def stats_view(request: web.Request) -> web.Response:
-    """What the server saw (your X-Learner's share, if sent): connections, concurrency, timeline."""
-    return web.json_response(stats_for(request).snapshot().as_dict())
+    """What the server saw (your X-Learner's share): connections, in flight, a timeline."""
+    limit = query_int(request, "timeline", STATS_TIMELINE_DEFAULT, 0, MAX_TIMELINE)
+    return web.json_response(stats_for(request).snapshot().as_dict(limit))
 
 
 async def stats_reset(request: web.Request) -> web.Response:

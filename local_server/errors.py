@@ -51,8 +51,14 @@ async def json_errors(request: web.Request, handler: web.Handler) -> web.StreamR
         body = error_body(exc.status, detail)
         response = web.json_response(body, status=exc.status, headers=headers)
         if isinstance(exc, UnreadableBody):
-            return await _send_then_close(request, response)
+            return await send_then_close(request, response)
         return response
+    except ConnectionError:
+        # The client went away while the handler wrote to it: nobody is left to answer, and
+        # it is not a server error. aiohttp finds the connection closed and moves on quietly.
+        log.debug("client left during %s %s", request.method, request.path)
+        request.protocol.force_close()
+        return web.Response(status=CLIENT_GONE)
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.path)
         return web.json_response(
@@ -61,9 +67,12 @@ async def json_errors(request: web.Request, handler: web.Handler) -> web.StreamR
 
 
 _BODY_HEADERS = {"content-type", "content-length"}
+# The status a request ends with when its client left before the answer (nginx's 499).
+CLIENT_GONE = 499
 
 
-async def _send_then_close(request: web.Request, response: web.Response) -> web.Response:
+async def send_then_close(request: web.Request, response: web.Response) -> web.Response:
+    """Send ``response`` now, then close the connection instead of reading the rest of the body."""
     response.headers["Connection"] = "close"
     try:
         await response.prepare(request)

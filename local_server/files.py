@@ -358,7 +358,12 @@ async def _refuse(request: web.Request, exc: web.HTTPClientError) -> NoReturn:
 
 
 async def _discard_rest(request: web.Request) -> bool:
-    """Read and drop what is left of the body, up to MAX_DISCARD_BYTES; True if all of it."""
+    """Read and drop what is left of the body, up to MAX_DISCARD_BYTES; True if all of it.
+
+    A compressed body is never read on: inflating the rest of a bomb costs seconds of CPU.
+    """
+    if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        return False
     content = request.content
     budget = MAX_DISCARD_BYTES
     declared = request.content_length

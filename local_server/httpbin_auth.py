@@ -36,6 +36,10 @@ FORBIDDEN_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 FRAMING_HEADERS = frozenset(
     {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "trailer", "te"}
 )
+# Headers that would turn a reflected response into a page that acts in a browser: a refresh
+# to another site, or a lifted sandbox. Every /response-headers answer is sandboxed instead.
+SAFETY_HEADERS = frozenset({"refresh", "content-security-policy", "x-content-type-options"})
+SANDBOX = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
 
 
 # --- who is asking -----------------------------------------------------------------------------
@@ -198,6 +202,11 @@ def _chosen_headers(request: web.Request) -> CIMultiDict[str]:
             bad_request(f"a header name is letters, digits and !#$%&'*+-.^_`|~, got {name[:40]!r}")
         if name.lower() in FRAMING_HEADERS:
             bad_request(f"{name} frames the HTTP message: the server sets it, you cannot")
+        if name.lower() in SAFETY_HEADERS:
+            bad_request(
+                f"{name} is not settable here: it would make this page act in a browser "
+                "(a redirect elsewhere, or no sandbox)"
+            )
         if FORBIDDEN_IN_HEADER.search(value):
             bad_request(f"header {name!r}: control characters (CR, LF, ...) are not allowed")
         chosen.add(name, value)
@@ -224,7 +233,7 @@ def _headers_body(headers: CIMultiDict[str]) -> bytes:
 async def response_headers(request: web.Request) -> web.Response:
     """Sets response headers from ?Name=value (at most 20) and echoes them as JSON."""
     chosen = _chosen_headers(request)
-    headers: CIMultiDict[str] = CIMultiDict({"Content-Type": "application/json"})
+    headers: CIMultiDict[str] = CIMultiDict({"Content-Type": "application/json", **SANDBOX})
     if "Content-Type" in chosen:  # the caller's Content-Type replaces ours
         del headers["Content-Type"]
     headers.extend(chosen)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .errors import CLIENT_GONE
 from .learners import DEFAULT, PerLearner, learner_of
 from .stats import ServerStats
 
@@ -12,7 +13,7 @@ LEARNER_STATS = web.AppKey("learner_stats", PerLearner[ServerStats])
 
 # The status recorded for a request whose handler was cancelled (the client went away, or
 # the server stopped): nginx's "client closed request". An unexpected error records 500.
-CANCELLED = 499
+CANCELLED = CLIENT_GONE
 
 # Reading the stats must not change them.
 UNCOUNTED_PATHS = frozenset({"/stats", "/stats/reset"})
@@ -46,6 +47,8 @@ async def record_stats(request: web.Request, handler: web.Handler) -> web.Stream
         return response
     except web.HTTPException as exc:
         status = exc.status
+        raise
+    except ConnectionError:  # the client went away mid-answer: as if it closed the request
         raise
     except Exception:
         status = 500

@@ -14,6 +14,7 @@ from types import TracebackType
 
 from aiohttp import web
 
+from . import hardening
 from .app import create_app
 from .stats import ServerStats, StatsSnapshot
 
@@ -46,14 +47,15 @@ def base_url(host: str, port: int) -> str:
 class LocalServer:
     """A running course server: its ``url``, its ``stats()``, and ``stop()``."""
 
-    def __init__(self, host: str, port: int, seed: int | None) -> None:
+    def __init__(
+        self, host: str, port: int, seed: int | None, limits: hardening.Limits
+    ) -> None:
         self._requested = (host, port)
+        self._limits = limits
         self._stats = ServerStats()
         self._app = create_app(stats=self._stats, seed=seed)
         self._loop = asyncio.new_event_loop()
-        self._runner = web.AppRunner(
-            self._app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
-        )
+        self._runner = web.AppRunner(self._app, **hardening.runner_options(limits))
         self._thread = threading.Thread(target=self._serve, name="local_server", daemon=True)
         self.host = host
         self.port = 0
@@ -84,6 +86,7 @@ class LocalServer:
 
     async def _bind(self) -> int:
         await self._runner.setup()
+        hardening.install(self._runner, self._limits)
         site = web.TCPSite(self._runner, *self._requested)
         await site.start()
         return site.port
@@ -144,14 +147,23 @@ class LocalServer:
         return f"<LocalServer {self.url} {state}>"
 
 
-def start_server(host: str = LOOPBACK, port: int = 0, *, seed: int | None = None) -> LocalServer:
+def start_server(
+    host: str = LOOPBACK,
+    port: int = 0,
+    *,
+    seed: int | None = None,
+    keepalive: float = hardening.Limits.keepalive,
+) -> LocalServer:
     """Start the course server in a background thread and return its handle.
 
     ``port=0`` (the default) lets the operating system pick a free port, so notebooks and
-    tests running at the same time never collide. The server stops at ``stop()``, at the end
-    of a ``with`` block, or when the Python process (the kernel) exits.
+    tests running at the same time never collide. ``keepalive`` is how long the server keeps
+    an idle connection open (shorter than aiohttp's client, 15 s, shows a stale connection).
+    The server stops at ``stop()``, at the end of a ``with`` block, or when the Python process
+    (the kernel) exits.
     """
-    server = LocalServer(host, port, seed)
+    limits = hardening.Limits(keepalive=keepalive, shutdown=SHUTDOWN_GRACE_SECONDS)
+    server = LocalServer(host, port, seed, limits)
     server._start()
     with _live_lock:
         _live_servers.add(server)

@@ -69,6 +69,10 @@ MAX_CLOSE_AFTER_SECONDS = 10.0
 MAX_REASON_BYTES = 123
 
 MAX_CHAT_MEMBERS = 20
+# A chat member counts as not reading, and is disconnected, when one message has waited this
+# long to be taken by its connection, or this many bytes wait for it.
+CHAT_SEND_SECONDS = 3.0
+CHAT_OUTBOX_BYTES = 8 * 1024 * 1024
 MAX_NAME_CHARS = 32
 DEFAULT_ROOM = "lobby"
 ROOM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
@@ -118,7 +122,7 @@ class Conversation:
             self.reader.cancel()
             await asyncio.wait({job_task, self.reader})
         _raise_unexpected(self.reader)
-        if job_task.cancelled() or isinstance(job_task.exception(), ConnectionResetError):
+        if job_task.cancelled() or isinstance(job_task.exception(), ConnectionError):
             return False
         job_task.result()  # an unexpected error in the job is a bug: let it be seen
         return True
@@ -130,13 +134,14 @@ class Conversation:
         if not self.reader.cancelled():
             self.reader.exception()  # retrieved here; until() already raised a bug it carries
         if self.going_away:
-            with contextlib.suppress(asyncio.TimeoutError, ConnectionResetError):
+            with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
                 await asyncio.wait_for(
                     self.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down"),
                     SHUTDOWN_CLOSE_SECONDS,
                 )
         else:
-            await self.ws.close()  # does nothing if the socket is closed already
+            with contextlib.suppress(ConnectionError):  # the client vanished meanwhile
+                await self.ws.close()  # does nothing if the socket is closed already
 
 
 class OpenSockets:
@@ -163,7 +168,81 @@ class OpenSockets:
             )
 
 
-ChatRoom = dict[web.WebSocketResponse, str]
+class Member:
+    """One chat member: its socket, its name, and a bounded outbox that its own task sends.
+
+    Nobody waits on a member: a message for it is queued, and a member that does not read (one
+    message waited CHAT_SEND_SECONDS, or CHAT_OUTBOX_BYTES wait) is disconnected with 1008
+    instead of slowing the room down.
+    """
+
+    def __init__(self, ws: web.WebSocketResponse, name: str, request: web.Request) -> None:
+        self.ws = ws
+        self.name = name
+        self._request = request
+        self.outbox: asyncio.Queue[str] = asyncio.Queue()
+        self.queued_bytes = 0
+        self.sender: asyncio.Task[None] | None = None
+        self.evicting: asyncio.Task[None] | None = None
+        self.evicted = False
+
+    @property
+    def joined(self) -> bool:
+        return self.ws.prepared and not self.evicted
+
+    def start(self) -> None:
+        self.sender = asyncio.ensure_future(self._send_all())
+
+    def tell(self, text: str) -> None:
+        """Queue ``text`` for this member; disconnect the member if it has fallen behind."""
+        if not self.joined or self.ws.closed:
+            return
+        if self.queued_bytes + len(text) > CHAT_OUTBOX_BYTES:
+            self._start_eviction(f"over {CHAT_OUTBOX_BYTES // 2**20} MiB waiting")
+            return
+        self.queued_bytes += len(text)
+        self.outbox.put_nowait(text)
+
+    def _start_eviction(self, why: str) -> None:
+        if not self.evicted:
+            self.evicted = True
+            self.evicting = asyncio.ensure_future(self._evict(why))
+
+    async def _send_all(self) -> None:
+        with contextlib.suppress(ConnectionError):  # the member vanished: its handler tidies up
+            while True:
+                text = await self.outbox.get()
+                self.queued_bytes -= len(text)
+                try:
+                    await asyncio.wait_for(self.ws.send_str(text), CHAT_SEND_SECONDS)
+                except TimeoutError:
+                    self._start_eviction(f"a message waited {CHAT_SEND_SECONDS:g} s")
+                    return
+
+    async def _evict(self, why: str) -> None:
+        if self.sender is not None and self.sender is not asyncio.current_task():
+            self.sender.cancel()
+        reason = f"too slow: {why}".encode()
+        try:
+            await asyncio.wait_for(
+                self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason),
+                SHUTDOWN_CLOSE_SECONDS,
+            )
+        except (TimeoutError, ConnectionError):
+            transport = self._request.transport
+            if transport is not None:  # it does not read even its close frame: drop it
+                transport.abort()
+
+    async def stop(self) -> None:
+        """End the member's sending (and an eviction under way) when its handler ends."""
+        tasks = {task for task in (self.sender, self.evicting) if task is not None}
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+
+ChatRoom = dict[web.WebSocketResponse, Member]
 
 OPEN_SOCKETS = web.AppKey("websockets_open", OpenSockets)
 CHAT_ROOMS = web.AppKey("websockets_chat_rooms", dict[tuple[str, str], ChatRoom])
@@ -211,8 +290,8 @@ async def _serving(
 ) -> AsyncIterator[Conversation]:
     """Upgrade, read in the background (passing data messages to ``on_data``), close at the end.
 
-    A client that vanishes while the server sends (``ConnectionResetError``) ends the body
-    quietly: a client leaving is not a server error.
+    A client that vanishes while the server sends (``ConnectionError``: reset, or lost while
+    the server waited to write) ends the body quietly: a client leaving is not a server error.
     """
     await _upgrade(request, ws)
     sockets = request.app[OPEN_SOCKETS]
@@ -221,7 +300,7 @@ async def _serving(
     try:
         try:
             yield conversation
-        except ConnectionResetError:
+        except ConnectionError:
             pass
         except BaseException:
             conversation.reader.cancel()
@@ -250,7 +329,7 @@ async def _receive_until_closed(ws: web.WebSocketResponse, on_data: OnData | Non
     Ping and pong are not passed on. After an error (a message over the size limit, say)
     aiohttp has already closed the socket, so reading ends too.
     """
-    with contextlib.suppress(ConnectionResetError):  # the client vanished while we answered
+    with contextlib.suppress(ConnectionError):  # the client vanished while we answered
         async for msg in ws:
             if msg.type is WSMsgType.ERROR:
                 return
@@ -298,14 +377,15 @@ def _chat_room_name(request: web.Request) -> str:
     return room
 
 
-def _join(app: web.Application, key: tuple[str, str], ws: web.WebSocketResponse, name: str) -> None:
+def _join(app: web.Application, key: tuple[str, str], member: Member) -> ChatRoom:
     """Take a place in the room (before the upgrade), or answer 409 if the room is full."""
     room = app[CHAT_ROOMS].setdefault(key, {})
     if len(room) >= MAX_CHAT_MEMBERS:
         raise web.HTTPConflict(
             text=f"chat room {key[1]!r} is full ({MAX_CHAT_MEMBERS} members); try another room="
         )
-    room[ws] = name
+    room[member.ws] = member
+    return room
 
 
 def _leave(app: web.Application, key: tuple[str, str], ws: web.WebSocketResponse) -> None:
@@ -318,21 +398,15 @@ def _leave(app: web.Application, key: tuple[str, str], ws: web.WebSocketResponse
 
 def _count(room: ChatRoom) -> int:
     """How many members have joined (a member is counted once its upgrade is done)."""
-    return sum(1 for ws in room if ws.prepared)
+    return sum(1 for member in room.values() if member.joined)
 
 
-async def _send_quietly(ws: web.WebSocketResponse, text: str) -> None:
-    """Send ``text`` to one member; one that is leaving is skipped (its own handler tidies up)."""
-    if not ws.closed:
-        with contextlib.suppress(ConnectionResetError):
-            await ws.send_str(text)
-
-
-async def _tell_others(room: ChatRoom, me: web.WebSocketResponse, payload: dict[str, Any]) -> None:
-    """Send ``payload`` as JSON to every member of the room but ``me`` that has joined."""
+def _tell_others(room: ChatRoom, me: Member, payload: dict[str, Any]) -> None:
+    """Queue ``payload`` as JSON for every member of the room but ``me`` that has joined."""
     text = json.dumps(payload)
-    members = [ws for ws in room if ws is not me and ws.prepared]
-    await asyncio.gather(*(_send_quietly(ws, text) for ws in members))
+    for member in list(room.values()):
+        if member is not me:
+            member.tell(text)
 
 
 @routes.get("/ws/chat")
@@ -340,31 +414,31 @@ async def ws_chat(request: web.Request) -> web.WebSocketResponse:
     """WebSocket chat room (?name=, ?room=, per learner): texts go to the others; ≤ 20."""
     name = _chat_name(request)
     key = (learner_of(request), _chat_room_name(request))
-    ws = _new_socket()
-    _join(request.app, key, ws, name)
-    room = request.app[CHAT_ROOMS][key]
+    me = Member(_new_socket(), name, request)
+    room = _join(request.app, key, me)
 
     async def relay(msg: WSMessage) -> None:
         if msg.type is WSMsgType.TEXT:
-            await _tell_others(room, ws, {"type": "message", "from": name, "text": msg.data})
+            _tell_others(room, me, {"type": "message", "from": name, "text": msg.data})
         else:
-            await ws.send_json({"type": "error", "detail": "chat messages must be text"})
+            me.tell(json.dumps({"type": "error", "detail": "chat messages must be text"}))
 
     try:
-        async with _serving(request, ws, relay) as conversation:
-            members = [n for member, n in room.items() if member is not ws and member.prepared]
-            await ws.send_json(
-                {"type": "welcome", "room": key[1], "name": name, "members": members}
-            )
-            await _tell_others(room, ws, {"type": "join", "name": name, "members": _count(room)})
+        async with _serving(request, me.ws, relay) as conversation:
+            me.start()
+            members = [m.name for m in room.values() if m is not me and m.joined]
+            welcome = {"type": "welcome", "room": key[1], "name": name, "members": members}
+            me.tell(json.dumps(welcome))
+            _tell_others(room, me, {"type": "join", "name": name, "members": _count(room)})
             await conversation.until()
     finally:
-        _leave(request.app, key, ws)
+        _leave(request.app, key, me.ws)
+        await me.stop()
         # Said here rather than in the body: a server made with handler_cancellation=True (as
         # aiohttp's test server is) cancels the handler once its client has disconnected.
-        if ws.prepared and not request.app[OPEN_SOCKETS].shutting_down:
-            await _tell_others(room, ws, {"type": "leave", "name": name, "members": _count(room)})
-    return ws
+        if me.ws.prepared and not request.app[OPEN_SOCKETS].shutting_down:
+            _tell_others(room, me, {"type": "leave", "name": name, "members": _count(room)})
+    return me.ws
 
 
 # --- /ws/push --------------------------------------------------------------------------------

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
 import socket
 import sys
+import time
 
 import aiohttp
 import pytest
 from conftest import needs_ipv6_loopback
 
 from local_server import create_app
-from local_server.__main__ import DEFAULT_PORT, is_loopback, parse_args
+from local_server.__main__ import DEFAULT_PORT, is_loopback, limits_of, parse_args
 from local_server.app import endpoint_index
+from local_server.hardening import Limits
 
 URL_LINE = re.compile(r"Course server on (http://(\S+):(\d+))  \(Ctrl-C to stop\)")
 TIMEOUT = 15  # seconds; starting takes well under one, this is for a loaded CI machine
@@ -160,6 +163,38 @@ def test_defaults():
     assert (args.host, args.port, args.seed) == ("127.0.0.1", DEFAULT_PORT, None)
     args = parse_args(["--host", "::1", "--port", "9000", "--seed", "3"])
     assert (args.host, args.port, args.seed) == ("::1", 9000, 3)
+
+
+def test_the_bounds_come_from_the_command_line():
+    assert limits_of(parse_args([])) == Limits()
+    args = parse_args(
+        ["--keepalive", "5", "--max-connections-per-client", "10", "--max-connections", "50",
+         "--shutdown-timeout", "0"]
+    )  # fmt: skip
+    assert limits_of(args) == Limits(keepalive=5, per_client=10, total=50, shutdown=0)
+
+
+@pytest.mark.parametrize(
+    "bad", [["--keepalive", "0"], ["--max-connections", "-1"], ["--shutdown-timeout", "-2"]]
+)
+def test_a_bound_below_its_floor_is_refused(bad, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(bad)
+    assert "must be" in capsys.readouterr().err
+
+
+async def test_ctrl_c_waits_at_most_the_shutdown_timeout_for_a_slow_download(run_cli):
+    cli = await run_cli("--port", "0", "--shutdown-timeout", "0.5")
+    async with aiohttp.ClientSession() as session:
+        download = asyncio.ensure_future(session.get(f"{cli.url}/files/1000000?rate=1024"))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        code, _, err = await cli.stop()
+        assert time.monotonic() - started < 5
+        download.cancel()
+        with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError):
+            (await download).release()
+    assert (code, err) == (0, "")
 
 
 @pytest.mark.parametrize(

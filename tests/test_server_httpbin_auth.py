@@ -8,7 +8,9 @@ import json
 
 import aiohttp
 import pytest
-from conftest import assert_json_error
+from conftest import assert_json_error, json_error_detail
+
+from local_server.httpbin_auth import SANDBOX
 
 
 def basic(user: str, password: str, encoding: str = "utf-8") -> dict[str, str]:
@@ -266,6 +268,7 @@ async def test_response_headers_sets_and_echoes(server_client, method):
     data = json.loads(raw)
     assert data == {
         "Content-Type": "application/json",
+        **SANDBOX,
         "Content-Length": str(len(raw)),
         "X-Course": "aiohttp",
         "X-Multi": ["1", "2"],
@@ -293,7 +296,25 @@ async def test_response_headers_can_set_a_cookie(server_client):
 async def test_response_headers_without_query(server_client):
     resp = await server_client.get("/response-headers")
     raw = await resp.read()
-    assert json.loads(raw) == {"Content-Type": "application/json", "Content-Length": str(len(raw))}
+    assert json.loads(raw) == {
+        "Content-Type": "application/json", **SANDBOX, "Content-Length": str(len(raw))
+    }
+
+
+@pytest.mark.parametrize(
+    "name", ["Refresh", "Content-Security-Policy", "X-Content-Type-Options", "refresh"]
+)
+async def test_response_headers_refuses_what_would_make_it_act_in_a_browser(server_client, name):
+    resp = await server_client.get("/response-headers", params={name: "0;url=http://example"})
+    assert "act in a browser" in await json_error_detail(resp, 400)
+
+
+async def test_response_headers_reflected_html_stays_sandboxed(server_client):
+    params = {"Content-Type": "text/html", "X-A": "<script>alert(1)</script>"}
+    resp = await server_client.get("/response-headers", params=params)
+    assert resp.content_type == "text/html"
+    assert resp.headers["Content-Security-Policy"] == "sandbox"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
 async def test_response_headers_head(server_client):
