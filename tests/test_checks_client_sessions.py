@@ -265,6 +265,33 @@ async def fetch_all_gather_not_awaited(urls):
     return asyncio.gather(*(_read(session, url) for url in urls))
 
 
+@wrong(check.fetch_all, "the seed's `except aiohttp.ClientTimeout:` (not an exception class)",
+       problem="raised")  # fmt: skip
+async def fetch_all_except_client_timeout(urls):
+    async with aiohttp.ClientSession() as session:
+        try:
+            return await asyncio.gather(*(_read(session, url) for url in urls))
+        except aiohttp.ClientTimeout:
+            return []
+
+
+@wrong(check.fetch_all, "return_exceptions=True, and the exceptions filtered out",
+       problem="error-swallowed")  # fmt: skip
+async def fetch_all_filters_errors(urls):
+    async with aiohttp.ClientSession() as session:
+        results = await asyncio.gather(*(_read(session, u) for u in urls), return_exceptions=True)
+        return [r for r in results if not isinstance(r, BaseException)]
+
+
+@correct(check.fetch_all, "the error wrapped in the caller's own exception, `from` the original")
+async def fetch_all_wraps_errors(urls):
+    async with aiohttp.ClientSession() as session:
+        try:
+            return await asyncio.gather(*(_read(session, url) for url in urls))
+        except aiohttp.ClientError as error:
+            raise RuntimeError(f"fetch_all failed: {error}") from error
+
+
 @wrong(check.fetch_all, "a plain def", problem="not-async")
 def fetch_all_not_async(urls):
     return ["not fetched"] * len(urls)

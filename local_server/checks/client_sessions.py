@@ -94,9 +94,9 @@ class Gate:
     client that sends one request at a time is sequential, and nothing is held after that).
     Then held requests are released when ``cap`` are in flight (without one, the first
     batch's size), or when no new request has arrived for SETTLE_SECONDS, in a seeded
-    shuffled order (never the order they came in), a
-    few milliseconds apart. So the peak the servers see is the client's own bound, not a
-    lucky timing, and completion order is never argument order.
+    shuffled order (never the order they came in), a few milliseconds apart. So the peak
+    the servers see is the client's own bound, not a lucky timing, and completion order is
+    never argument order.
     """
 
     def __init__(self, rng: random.Random, cap: int | None = None) -> None:
@@ -358,6 +358,21 @@ def describe_waiting(waiting: Iterable[Waiting], kinds: Iterable[str]) -> str:
 # --- shared judging ----------------------------------------------------------------------
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """``value`` for a message: a short repr for plain data, the type for anything else.
+
+    An object's repr holds a memory address and a URL a port, and a verdict must repeat.
+    """
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return clip(repr(value), limit)
+    if isinstance(value, (list, tuple)) and all(
+        v is None or isinstance(v, (bool, int, float, str)) for v in value
+    ):
+        return clip(repr(value), limit)
+    name = type(value).__name__
+    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
+
+
 def close_coroutines(values: Iterable[Any]) -> bool:
     """Close every coroutine in ``values`` (so Python does not warn later); True if any."""
     found = False
@@ -380,7 +395,7 @@ def expect_list(table: Task, task: str, result: Any, count: int, each: str) -> l
     if not isinstance(result, (list, tuple)):
         raise table.broken(
             "wrong-return-type",
-            f"{task} returned {clip(repr(result), 60)}; expected a list of {count} {each}.",
+            f"{task} returned {shown(result)}; expected a list of {count} {each}.",
         )
     if close_coroutines(result):
         raise table.broken(
@@ -395,7 +410,7 @@ def expect_list(table: Task, task: str, result: Any, count: int, each: str) -> l
     return list(result)
 
 
-def expect_propagated(table: Task, task: str, returned: Any, cut_at: int) -> Mistake:
+def expect_propagated(table: Task, task: str, returned: Any, cut_at: int, count: int) -> Mistake:
     """The ``error-swallowed`` Mistake for a call that returned although URL ``cut_at`` failed."""
     seen = f"the response for URL {cut_at} was cut off mid-body, and {task} returned"
     if isinstance(returned, (list, tuple)):
@@ -406,23 +421,65 @@ def expect_propagated(table: Task, task: str, returned: Any, cut_at: int) -> Mis
                 f"{seen} a list holding a {type(errors[0]).__name__} object instead of "
                 "raising (`return_exceptions=True`?).",
             )
+        if len(returned) != count:
+            return table.broken(
+                "error-swallowed",
+                f"{seen} a list of {len(returned)} results for {count} URLs instead of "
+                "raising: the failed one was left out.",
+            )
         if len(returned) > cut_at:
             return table.broken(
                 "error-swallowed",
                 f"{seen} a list whose item {cut_at} is {clip(repr(returned[cut_at]), 60)} "
                 "instead of raising.",
             )
-    return table.broken("error-swallowed", f"{seen} {clip(repr(returned), 70)} instead of raising.")
+    return table.broken("error-swallowed", f"{seen} {shown(returned, 70)} instead of raising.")
 
 
-async def run_catching(task: str, learner: Any, *args: Any) -> tuple[Any, BaseException | None]:
-    """Call the learner; return (result, None), or (None, what it raised) for a non-Mistake."""
+async def run_catching(
+    table: Task, task: str, learner: Any, *args: Any
+) -> tuple[Any, BaseException | None]:
+    """Call the learner where a request fails: (result, None), or (None, the error it let out).
+
+    Only an aiohttp client error, or one that carries it, counts as the failed request's;
+    any other error is the code's own, and is reported as raised.
+    """
     try:
         return await call_async(task, learner, *args), None
     except Mistake:
         raise
-    except Exception as exc:  # the failing scenario expects an error, whatever its class
+    except Exception as exc:
+        if isinstance(exc, TypeError) and "do not inherit from BaseException" in str(exc):
+            raise table.broken(
+                "raised",
+                f"when a request failed, {task} raised {exception_text(exc)} "
+                f"({learner_line(exc) or 'in your code'}): an `except` clause names "
+                "something that is not an exception class.",
+                "`aiohttp.ClientTimeout` is a settings class, not an exception: catch "
+                "`TimeoutError` or `aiohttp.ClientError` (here, let the error through).",
+            ) from None
+        if not _from_client_error(exc):
+            raise
         return None, exc
+
+
+def _from_client_error(exc: BaseException) -> bool:
+    """True if ``exc`` is an aiohttp client error, wraps one, or groups one."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        error = pending.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, aiohttp.ClientError):
+            return True
+        if isinstance(error, TypeError) and "do not inherit from BaseException" in str(error):
+            return False  # the except clause itself is broken, whatever it was handling
+        if isinstance(error, BaseExceptionGroup):
+            pending.extend(error.exceptions)
+        pending.extend(e for e in (error.__cause__, error.__context__) if e is not None)
+    return False
 
 
 def connector_settings(connector: aiohttp.BaseConnector | None) -> str:
@@ -824,12 +881,12 @@ async def _expect_failure_handled(learner: Any, spy: SessionSpy, scenario: TextS
     async with serve_all([scenario.app]) as (url,):
         urls = [f"{url}/text/{i}" for i in range(len(scenario.items))]
         try:
-            returned, raised = await run_catching("fetch_all", learner, urls)
+            returned, raised = await run_catching(FETCH_ALL, "fetch_all", learner, urls)
         finally:
             await scenario.gate.close()
         sockets = sockets_open_to([url])
     if raised is None:
-        raise expect_propagated(FETCH_ALL, "fetch_all", returned, cut_at)
+        raise expect_propagated(FETCH_ALL, "fetch_all", returned, cut_at, len(urls))
     if sockets and all(session.closed for session in spy.sessions[before:]):
         raise FETCH_ALL.broken("session-left-open-on-error", _sockets_left(sockets, "raised"))
     if any(not session.closed for session in spy.sessions[before:]):
@@ -944,8 +1001,8 @@ async def make_api_session(learner: Any, server: LocalServer, spy: SessionSpy) -
                 except aiohttp.ClientConnectorError as exc:
                     raise MAKE_API_SESSION.broken(
                         "wrong-url",
-                        f"with base_url={url!r}, session.get('/headers') tried to connect to "
-                        f"{exc.host}:{exc.port} and failed ({type(exc).__name__}).",
+                        f"session.get('/headers') tried to connect to {exc.host}:{exc.port} "
+                        f"and failed ({type(exc).__name__}), not to the base_url it was given.",
                     ) from None
                 except aiohttp.InvalidURL as exc:
                     raise MAKE_API_SESSION.broken(
@@ -960,7 +1017,7 @@ async def make_api_session(learner: Any, server: LocalServer, spy: SessionSpy) -
                     f"returned one; {plural(sum(not s.closed for s in extra), 'other')} "
                     "stayed open after the returned one was closed.",
                 )
-            _judge_request(seen[count:], url, host, token)
+            _judge_request(seen[count:], host, token)
     return (
         "two calls, two servers, two tokens: each new session sent `/headers` to its own "
         "base URL with Authorization: Bearer <token> and Accept: application/json."
@@ -988,7 +1045,7 @@ async def _expect_session(session: Any, returned: list[aiohttp.ClientSession], c
     if not isinstance(session, aiohttp.ClientSession):
         raise MAKE_API_SESSION.broken(
             "not-a-session",
-            f"make_api_session returned {clip(repr(session), 60)}; expected a ClientSession.",
+            f"make_api_session returned {shown(session)}; expected a ClientSession.",
         )
     if session.closed:
         raise MAKE_API_SESSION.broken(
@@ -998,17 +1055,17 @@ async def _expect_session(session: Any, returned: list[aiohttp.ClientSession], c
         )
 
 
-def _judge_request(requests: list[Seen], url: str, host: str, token: str) -> None:
+def _judge_request(requests: list[Seen], host: str, token: str) -> None:
     if not requests:
         raise MAKE_API_SESSION.broken(
-            "wrong-url", f"session.get('/headers') never reached the server at {url}."
+            "wrong-url", f"session.get('/headers') never reached server {host}, its base_url."
         )
     request = requests[-1]
     if request.host != host or request.path != "/headers":
         where = "the other server" if request.host != host else "that server"
         raise MAKE_API_SESSION.broken(
             "wrong-url",
-            f"with base_url={url!r}, session.get('/headers') reached {where} as "
+            f"with the base_url of server {host}, session.get('/headers') reached {where} as "
             f"{request.method} {clip(request.path, 50)}.",
         )
     headers = {name.lower(): value for name, value in request.headers.items()}
@@ -1137,8 +1194,7 @@ def _api_of(api: Any) -> Any:
     if api is None or not callable(getattr(api, "get_json", None)):
         raise API_CLIENT.broken(
             "aenter-not-self",
-            f"`async with ApiClient(...) as api` gave api = {clip(repr(api), 60)}, which has "
-            "no get_json.",
+            f"`async with ApiClient(...) as api` gave api = {shown(api)}, which has no get_json.",
         )
     return api
 

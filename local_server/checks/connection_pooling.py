@@ -52,6 +52,7 @@ from .client_sessions import (
     run_catching,
     seen_of,
     serve_all,
+    shown,
     sockets_open_to,
     tasks_waiting,
     wait_until,
@@ -527,12 +528,14 @@ async def _pooled_failure(learner: Any, spy: SessionSpy, rng: random.Random) -> 
     async with serve_all(apps) as bases:
         try:
             returned, raised = await run_catching(
-                "fetch_pooled", learner, scenario.urls(bases), 3, 2
+                FETCH_POOLED, "fetch_pooled", learner, scenario.urls(bases), 3, 2
             )
         finally:
             await gate.close()
     if raised is None:
-        raise expect_propagated(FETCH_POOLED, "fetch_pooled", returned, scenario.cut)
+        raise expect_propagated(
+            FETCH_POOLED, "fetch_pooled", returned, scenario.cut, scenario.count
+        )
     if any(not session.closed for session in spy.sessions[before:]):
         raise FETCH_POOLED.broken(
             "session-left-open-on-error",
@@ -776,7 +779,7 @@ async def _bounded_failure(learner: Any, spy: SessionSpy, rng: random.Random) ->
         async with shared_session(SHARED_POOL_LIMIT) as shared:
             try:
                 returned, raised = await run_catching(
-                    "fetch_bounded", learner, shared.session, scenario.urls(bases), 2
+                    FETCH_BOUNDED, "fetch_bounded", learner, shared.session, scenario.urls(bases), 2
                 )
             finally:
                 await gate.close()
@@ -788,7 +791,9 @@ async def _bounded_failure(learner: Any, spy: SessionSpy, rng: random.Random) ->
                 )
             _judge_shared(shared, spy, before, 0)
     if raised is None:
-        raise expect_propagated(FETCH_BOUNDED, "fetch_bounded", returned, scenario.cut)
+        raise expect_propagated(
+            FETCH_BOUNDED, "fetch_bounded", returned, scenario.cut, scenario.count
+        )
 
 
 # === Task 3: statuses ====================================================================
@@ -1051,7 +1056,7 @@ def _judge_statuses(result: Any, expected: list[int]) -> None:
     if not isinstance(result, (list, tuple)):
         raise STATUSES.broken(
             "wrong-return-type",
-            f"statuses returned {clip(repr(result), 60)}; expected a list of {len(expected)} ints.",
+            f"statuses returned {shown(result)}; expected a list of {len(expected)} ints.",
         )
     result = list(result)
     if any(isinstance(item, aiohttp.ClientResponse) for item in result):
