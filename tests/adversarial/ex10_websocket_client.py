@@ -75,7 +75,8 @@ async def collect_push_class(url):
 
 
 @wrong(check.collect_push, "stops after `count` messages (read from the URL) and closes itself",
-       rule="The loop must end **because the server closed**")
+       rule="The loop must end **because the server closed**",
+       problem="typed-receive")
 async def collect_push_stops_at_count(url):
     count = int(parse_qs(urlparse(url).query).get("count", ["10"])[0])
     messages = []
@@ -87,7 +88,8 @@ async def collect_push_stops_at_count(url):
 
 
 @wrong(check.collect_push, "returns a hard-coded 1000 instead of the code the server sent",
-       rule="the close code the server sent")
+       rule="the close code the server sent",
+       problem="wrong-close-code")
 async def collect_push_hardcoded_code(url):
     messages = []
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
@@ -97,7 +99,8 @@ async def collect_push_hardcoded_code(url):
 
 
 @wrong(check.collect_push, "never closes the session",
-       rule="the session must be closed when you return")
+       rule="the session must be closed when you return",
+       problem="session-left-open")
 async def collect_push_session_left_open(url):
     session = aiohttp.ClientSession()
     messages = []
@@ -108,7 +111,8 @@ async def collect_push_session_left_open(url):
 
 
 @wrong(check.collect_push, "returns the raw text of each message, not the decoded dicts",
-       rule="the decoded messages (dicts)")
+       rule="the decoded messages (dicts)",
+       problem="not-json")
 async def collect_push_raw_strings(url):
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
         messages = [msg.data async for msg in ws]
@@ -116,7 +120,8 @@ async def collect_push_raw_strings(url):
 
 
 @wrong(check.collect_push, "returns after the first message",
-       rule="the decoded messages (dicts) in order ... The loop must end because the server closed")
+       rule="the decoded messages (dicts) in order ... The loop must end because the server closed",
+       problem="ended-early")
 async def collect_push_first_only(url):
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
         async for msg in ws:
@@ -125,7 +130,8 @@ async def collect_push_first_only(url):
 
 
 @wrong(check.collect_push, "treats a short receive timeout as the end of the stream",
-       rule="The loop must end **because the server closed**")
+       rule="The loop must end **because the server closed**",
+       problem="ended-early")
 async def collect_push_timeout_as_end(url):
     messages = []
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
@@ -141,7 +147,8 @@ async def collect_push_timeout_as_end(url):
 
 
 @wrong(check.collect_push, "reads the close code before the loop has ended",
-       rule="the close code the server sent")
+       rule="the close code the server sent",
+       problem="wrong-close-code")
 async def collect_push_code_read_early(url):
     messages = []
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
@@ -152,7 +159,8 @@ async def collect_push_code_read_early(url):
 
 
 @wrong(check.collect_push, "receive_json() until it raises; the close is caught as an error",
-       rule="The loop must end **because the server closed**")
+       rule="The loop must end **because the server closed**",
+       problem="wrong-close-code")
 async def collect_push_receive_json_until_error(url):
     messages = []
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
@@ -255,43 +263,50 @@ def _loop(*, heartbeat, on_error="raise", binary="ignore"):
 
 
 @wrong(check.receive_texts, "no heartbeat at all: waits forever on a silent peer",
-       rule="`receive_texts` must **raise** within about a second there, not hang")
+       rule="`receive_texts` must **raise** within about a second there, not hang",
+       problem="no-heartbeat")
 async def receive_texts_no_heartbeat(url):
     return await _loop(heartbeat=None)(url)
 
 
 @wrong(check.receive_texts, "heartbeat=5: the dead peer is found after 7.5 s",
-       rule="must **raise** within about a second there")
+       rule="must **raise** within about a second there",
+       problem="no-heartbeat")
 async def receive_texts_slow_heartbeat(url):
     return await _loop(heartbeat=5.0)(url)
 
 
 @wrong(check.receive_texts, "the seed's `break` on ERROR: returns as if all were well",
-       rule="ERROR (raise `ws.exception()`) ... not return as if all were well")
+       rule="ERROR (raise `ws.exception()`) ... not return as if all were well",
+       problem="error-swallowed")
 async def receive_texts_break_on_error(url):
     return await _loop(heartbeat=0.3, on_error="break")(url)
 
 
 @wrong(check.receive_texts, "raises a generic RuntimeError instead of ws.exception()",
-       rule="ERROR (raise `ws.exception()`)")
+       rule="ERROR (raise `ws.exception()`)",
+       problem="error-replaced")
 async def receive_texts_generic_error(url):
     return await _loop(heartbeat=0.3, on_error="generic")(url)
 
 
 @wrong(check.receive_texts, "keeps BINARY messages' bytes with the texts",
-       rule="returns the `data` of every TEXT message ... BINARY (ignore it)")
+       rule="returns the `data` of every TEXT message ... BINARY (ignore it)",
+       problem="binary-not-ignored")
 async def receive_texts_keeps_binary(url):
     return await _loop(heartbeat=0.3, binary="keep")(url)
 
 
 @wrong(check.receive_texts, "stops at the first BINARY message",
-       rule="BINARY (ignore it), CLOSE / CLOSING / CLOSED (stop)")
+       rule="BINARY (ignore it), CLOSE / CLOSING / CLOSED (stop)",
+       problem="binary-not-ignored")
 async def receive_texts_stops_on_binary(url):
     return await _loop(heartbeat=0.3, binary="stop")(url)
 
 
 @wrong(check.receive_texts, "catches the heartbeat's ServerTimeoutError and returns the list",
-       rule="must **raise** ... not return as if all were well")
+       rule="must **raise** ... not return as if all were well",
+       problem="error-swallowed")
 async def receive_texts_swallows_timeout(url):
     try:
         return await _loop(heartbeat=0.3)(url)
@@ -300,7 +315,8 @@ async def receive_texts_swallows_timeout(url):
 
 
 @wrong(check.receive_texts, "a receive_str() loop: the close (or a BINARY) raises a type error",
-       rule="Handle **every** message type in one `while True` loop over `await ws.receive()`")
+       rule="Handle **every** message type in one `while True` loop over `await ws.receive()`",
+       problem="typed-receive")
 async def receive_texts_receive_str(url):
     texts = []
     async with aiohttp.ClientSession() as session:
@@ -414,7 +430,8 @@ async def chat_taskgroup_cancel(url, lines, pause, on_message):
 
 
 @wrong(check.chat, "sends every line first, then reads what came in",
-       rule="**meanwhile** ... call `on_message(...)` as soon as it arrives")
+       rule="**meanwhile** ... call `on_message(...)` as soon as it arrives",
+       problem="sequential")
 async def chat_send_then_receive(url, lines, pause, on_message):
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(url) as ws:
@@ -434,7 +451,8 @@ async def chat_send_then_receive(url, lines, pause, on_message):
 
 
 @wrong(check.chat, "time.sleep(pause) in the sender: blocks the receiver too",
-       rule="**meanwhile** ... as soon as it arrives")
+       rule="**meanwhile** ... as soon as it arrives",
+       problem="blocked-loop")
 async def chat_time_sleep(url, lines, pause, on_message):
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(url) as ws:
@@ -457,7 +475,8 @@ async def chat_time_sleep(url, lines, pause, on_message):
 
 @wrong(check.chat, "calls on_message for every event (welcome, join, leave) too",
        rule="for every chat message from another member (a TEXT whose JSON has "
-            "`\"type\": \"message\"`)")
+            "`\"type\": \"message\"`)",
+       problem="not-a-message")
 async def chat_no_type_filter(url, lines, pause, on_message):
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(url) as ws:
@@ -479,7 +498,8 @@ async def chat_no_type_filter(url, lines, pause, on_message):
 
 
 @wrong(check.chat, "closes right after the last line, without the final pause",
-       rule="after the last line, wait `pause` seconds more, then leave")
+       rule="after the last line, wait `pause` seconds more, then leave",
+       problem="no-final-pause")
 async def chat_no_final_pause(url, lines, pause, on_message):
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(url) as ws:
@@ -500,7 +520,8 @@ async def chat_no_final_pause(url, lines, pause, on_message):
 
 
 @wrong(check.chat, "the sender never closes: the receiver waits for ever (gather hangs)",
-       rule="then leave: close the socket")
+       rule="then leave: close the socket",
+       problem="never-left")
 async def chat_never_closes(url, lines, pause, on_message):
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(url) as ws:
@@ -521,7 +542,8 @@ async def chat_never_closes(url, lines, pause, on_message):
 
 
 @wrong(check.chat, "sends each line as JSON ({'text': line}) instead of as text",
-       rule="send each of `lines`")
+       rule="send each of `lines`",
+       problem="lines-not-sent")
 async def chat_sends_json(url, lines, pause, on_message):
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(url) as ws:
@@ -543,7 +565,8 @@ async def chat_sends_json(url, lines, pause, on_message):
 
 
 @wrong(check.chat, "the receiver returns after the first chat message",
-       rule="for every chat message from another member ... call `on_message`")
+       rule="for every chat message from another member ... call `on_message`",
+       problem="messages-missed")
 async def chat_receiver_stops_early(url, lines, pause, on_message):
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(url) as ws:
@@ -567,7 +590,8 @@ async def chat_receiver_stops_early(url, lines, pause, on_message):
 
 
 @wrong(check.chat, "passes the arguments swapped: on_message(text, from)",
-       rule="call `on_message(data[\"from\"], data[\"text\"])`")
+       rule="call `on_message(data[\"from\"], data[\"text\"])`",
+       problem="wrong-message-args")
 async def chat_swapped_arguments(url, lines, pause, on_message):
     async def receiver(ws):
         async for msg in ws:
