@@ -135,3 +135,30 @@ def test_solutions_mark_answers_and_check_each_task(path):
         for out in cell.outputs
     ]
     assert verdicts and all(text.startswith("✅") for text in verdicts), verdicts
+
+
+@pytest.mark.parametrize("path", EXECUTED, ids=_id)
+def test_every_plot_has_alternative_text(path):
+    """A stored plot says what it shows (local_server.plots.show): to JupyterLab, an HTML
+    ``<img alt>``; to nbconvert and the website, the PNG's ``alt`` metadata."""
+    for number, cell in enumerate(read(path).cells):
+        for out in cell.get("outputs", []):
+            if "image/png" not in out.get("data", {}):
+                continue
+            alt = out.get("metadata", {}).get("image/png", {}).get("alt", "")
+            assert len(alt.split()) >= 5, f"cell {number}: a plot without alternative text"
+            assert 'alt="' in out["data"].get("text/html", ""), f"cell {number}: no <img alt>"
+
+
+NAVIGATION = re.compile(
+    r"\b(?:on to|next|back to|previous)\b[^.\n\]]{0,30}\b(?:lesson|exercise)\b[:*\s]*\d\d\b", re.I
+)
+LINK = re.compile(r"\[[^\]]*\]\([^)]*\)")
+
+
+@pytest.mark.parametrize("path", ALL, ids=_id)
+def test_references_to_neighbours_are_links(path):
+    for number, cell in enumerate(read(path).cells):
+        if cell.cell_type == "markdown":
+            match = NAVIGATION.search(LINK.sub("", cell.source))
+            assert not match, f"cell {number}: {match.group(0)!r} is not a link"
