@@ -875,7 +875,7 @@ def _judge_waits(table: Task, runs: list[Run], base: float, cap: float, what: st
             i = bare[0]
             slept = (
                 "no asyncio.sleep() at all"
-                if not any(gaps)
+                if len(bare) == len(gaps)
                 else f"no asyncio.sleep() between {what} {i + 1} and {i + 2}"
             )
             raise table.broken(
@@ -970,7 +970,7 @@ FETCH = Task(
         "status-not-retried",
         "retry transient failures: 408, 429, 500, 502, 503, 504",
         "each of those statuses twice, then 200",
-        "retry every status in {408, 429, 500, 502, 503, 504}, not only 503.",
+        "retry each of 408, 429, 500, 502, 503 and 504: all of them are transient.",
     ),
     Rule(
         "gave-up-early",
@@ -1486,7 +1486,7 @@ MIDDLEWARE = Task(
         "status-not-retried",
         "for a transient status (408, 429, 500, 502, 503, 504) ... calls the handler again",
         "each of those statuses twice, then 200",
-        "retry every status in {408, 429, 500, 502, 503, 504}, not only 503.",
+        "retry each of 408, 429, 500, 502, 503 and 504: all of them are transient.",
     ),
     Rule(
         "gave-up-early",
