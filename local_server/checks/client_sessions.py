@@ -732,13 +732,15 @@ async def fetch_all(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
             finally:
                 await scenario.gate.close()
             sockets = sockets_open_to([url])
-            left = [c for c in connectors if not c.closed]
+            left = orphans(connectors, spy.sessions[before:])
             await close_all(left)
         sessions = spy.sessions[before:]
         _judge_bodies(scenario, bodies)
         _judge_sessions(sessions, len(urls))
         if left or sockets:
-            raise FETCH_ALL.broken("session-left-open", _sockets_left(sockets, "returned"))
+            raise FETCH_ALL.broken(
+                "session-left-open", _sockets_left(sockets, "returned"), CONNECTOR_HINT
+            )
         if scenario.gate.peak < 2:
             raise _sequential(scenario, alone)
     await _expect_failure_handled(learner, spy, failing)
@@ -807,8 +809,23 @@ def _sockets_left(sockets: int, how: str) -> str:
     )
 
 
+CONNECTOR_HINT = (
+    "let the session own its connector (leave out `connector_owner=False`), or close the "
+    "connector yourself when you are done: `await connector.close()`."
+)
+
+
+def orphans(
+    connectors: Iterable[aiohttp.BaseConnector | None], sessions: Iterable[aiohttp.ClientSession]
+) -> list[aiohttp.BaseConnector]:
+    """The connectors still open that no open session owns (``connector_owner=False``, left)."""
+    owned = {id(s.connector) for s in sessions if not s.closed}
+    return [c for c in connectors if c is not None and not c.closed and id(c) not in owned]
+
+
 async def close_all(connectors: Iterable[aiohttp.BaseConnector]) -> None:
-    """Close connectors the learner left open, once judged (no warning later)."""
+    """Close orphaned connectors once seen (no warning later). A session still open is the
+    harness's to close: closing its connector here would make it look closed."""
     for connector in connectors:
         with contextlib.suppress(Exception):
             await connector.close()
@@ -888,7 +905,9 @@ async def _expect_failure_handled(learner: Any, spy: SessionSpy, scenario: TextS
     if raised is None:
         raise expect_propagated(FETCH_ALL, "fetch_all", returned, cut_at, len(urls))
     if sockets and all(session.closed for session in spy.sessions[before:]):
-        raise FETCH_ALL.broken("session-left-open-on-error", _sockets_left(sockets, "raised"))
+        raise FETCH_ALL.broken(
+            "session-left-open-on-error", _sockets_left(sockets, "raised"), CONNECTOR_HINT
+        )
     if any(not session.closed for session in spy.sessions[before:]):
         raise FETCH_ALL.broken(
             "session-left-open-on-error",
@@ -1237,7 +1256,7 @@ async def _one_block(
         connectors = [session.connector for session in sessions]
     requests = seen[count:]
     sockets = sockets_open_to([url])
-    await close_all(c for c in connectors if c is not None and not c.closed)
+    await close_all(orphans(connectors, sessions))
     if not sessions:
         raise API_CLIENT.broken(
             "no-session-created",
@@ -1268,6 +1287,7 @@ async def _one_block(
             f"the session was closed, but {plural(sockets, 'connection')} to the server "
             "stayed open after the block: a connector made with `connector_owner=False` is "
             "not closed with its session.",
+            CONNECTOR_HINT,
         )
     ports = {r.port for r in requests}
     if len(ports) > 1:

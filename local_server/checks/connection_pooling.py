@@ -36,6 +36,7 @@ from aiohttp import web
 
 from ..runner import LocalServer
 from .client_sessions import (
+    CONNECTOR_HINT,
     POLL_SECONDS,
     SETTLE_SECONDS,
     Gate,
@@ -49,6 +50,7 @@ from .client_sessions import (
     expect_list,
     expect_propagated,
     learner_tasks,
+    orphans,
     run_catching,
     seen_of,
     serve_all,
@@ -387,7 +389,7 @@ async def fetch_pooled(learner: Any, server: LocalServer, spy: SessionSpy) -> st
             finally:
                 await gate.close()
             sockets = sockets_open_to(bases)
-            left = [c for c in peak.connectors if c is not None and not c.closed]
+            left = orphans(peak.connectors, spy.sessions[before:])
             await close_all(left)
         _judge_json(FETCH_POOLED, "fetch_pooled", bodies, scenario.expected_bodies())
         sessions = spy.sessions[before:]
@@ -402,6 +404,7 @@ async def fetch_pooled(learner: Any, server: LocalServer, spy: SessionSpy) -> st
                 f"the session was closed, but not its connector{still if sockets else ''} "
                 "after fetch_pooled returned: a connector made with `connector_owner=False` "
                 "is not closed with its session.",
+                CONNECTOR_HINT,
             )
         _judge_bounds(gate, scenario, limit, per_host, peak, first_job=job == 0)
         _judge_reuse(gate, scenario, per_host, len(sessions), peak)
@@ -451,7 +454,9 @@ def _judge_bounds(
     if together > limit and on_one > per_host:
         raise FETCH_POOLED.broken("no-bound", f"{seen}: neither limit held.{connectors}")
     if together > limit:
-        queued = describe_waiting(peak.at.get(limit + 1, peak.waiting), ("semaphore",))
+        queued = describe_waiting(
+            peak.at.get(limit) or peak.at.get(limit + 1) or peak.waiting, ("semaphore",)
+        )
         extra = f" Meanwhile {queued}." if queued else ""
         raise FETCH_POOLED.broken(
             "no-total-bound", f"{seen}: the total was not bounded.{connectors}{extra}"
@@ -747,18 +752,27 @@ def _judge_bound(gate: Gate, most: int, slow: bool, peak: PeakSnapshot) -> None:
     together = gate.in_flight_at_once()
     seen = f"with max_in_flight={most}, the server saw {plural(together, 'request')} at once"
     if together > most:
-        # Where the tasks stood when the bound was first exceeded: later, all may be through.
-        held = describe_waiting(peak.at.get(most + 1, peak.waiting), ("semaphore",))
+        # Where the tasks stood when the bound was first reached (then the rest are all
+        # waiting, whatever the timing; later, every task may be through).
+        held = describe_waiting(
+            peak.at.get(most) or peak.at.get(most + 1) or peak.waiting, ("semaphore",)
+        )
+        hint = None
         if held and slow:
             detail = (
                 f" (their bodies arrive slowly) while {held}: the semaphore was let go before "
                 "those requests had their bodies"
             )
+            hint = (
+                "keep the whole request inside `async with semaphore:`, the body read "
+                "included: a request is in flight until its body has arrived."
+            )
         elif held:
             detail = f" while {held}: it lets too many through"
+            hint = "size the semaphore with `max_in_flight` itself."
         else:
             detail = ": nothing in your code held the others back"
-        raise FETCH_BOUNDED.broken("no-bound", f"{seen}{detail}.")
+        raise FETCH_BOUNDED.broken("no-bound", f"{seen}{detail}.", hint)
     if together <= 1:
         raise FETCH_BOUNDED.broken(
             "sequential",
