@@ -553,9 +553,9 @@ async def receive_texts(learner: Any, server: LocalServer, spy: SessionSpy) -> s
         _expect_closed(table, spy, before, task)
     detected = await _judge_silent(learner, spy)
     return (
-        "two streams returned every text in order, with their BINARY messages ignored, up to "
-        f"the server's close; a silent peer raised {detected} within {SILENT_LIMIT_SECONDS:g} s; "
-        "every session was closed."
+        "three streams (one dropped without a close frame) returned every text in order, "
+        f"BINARY messages ignored, up to the end; a silent peer raised {detected} within "
+        f"{SILENT_LIMIT_SECONDS:g} s; every session was closed."
     )
 
 
@@ -901,7 +901,7 @@ async def chat(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
     _judge_refused_chat(outcome, value, spy, before)
     return (
         "in two rooms (3 lines 0.15 s apart, 4 lines 0.1 s apart) every line reached the "
-        "server, each message was handled while you were still sending, notices were skipped, "
+        "server, messages were handled while you were still sending, notices were skipped, "
         "you left after the final pause; sessions closed, and a refused upgrade raised."
     )
 
