@@ -56,7 +56,7 @@ from .disk_writes import (
     expect_content,
     expect_off_loop,
     leftovers,
-    memory_message,
+    memory_verdict,
     mib,
     remove_quietly,
     stall,
@@ -484,7 +484,7 @@ def _judge_healthy(
         )
     if remote.size == LARGE_SIZE and peak > LARGE_SIZE // 2:
         raise table.broken(
-            "whole-body-in-memory", memory_message(task, peak, LARGE_SIZE, watch, [directory])
+            "whole-body-in-memory", *memory_verdict(task, peak, LARGE_SIZE, watch, [directory])
         )
     expect_off_loop(table, watch, task, [directory])
     _expect_atomic(table, task, done.events, done.dest, directory)

@@ -650,15 +650,22 @@ def read_back(watch: DiskWatch, directories: list[str], size: int) -> str:
     return ""
 
 
-def memory_message(task: str, peak: int, size: int, watch: DiskWatch,
-                   directories: list[str]) -> str:  # fmt: skip
-    """Why memory peaked: a file read back whole, if that was seen; else the peak alone."""
+READ_BACK_HINT = (
+    "hash the chunks as they arrive (`digest.update(chunk)`); to hash the file afterwards, "
+    "read it in pieces (`hashlib.file_digest`) in a worker thread."
+)
+
+
+def memory_verdict(task: str, peak: int, size: int, watch: DiskWatch,
+                   directories: list[str]) -> tuple[str, str | None]:  # fmt: skip
+    """Why memory peaked, and a hint for it: a file read back whole, if that was seen."""
     read = read_back(watch, directories, size)
     if read:
         return (f"memory peaked at {mib(peak)} while {task} downloaded {mib(size)}: {read}, "
-                "the whole file in memory (and on the event loop's thread).")  # fmt: skip
+                "the whole file in memory (and on the event loop's thread).",
+                READ_BACK_HINT)  # fmt: skip
     return (f"memory peaked at {mib(peak)} while {task} downloaded {mib(size)}: the whole "
-            "body was in memory at once.")  # fmt: skip
+            "body was in memory at once.", None)  # fmt: skip
 
 
 def describe_file(path: str, expected: bytes) -> str:
@@ -750,7 +757,7 @@ __all__ = [
     "expect_content",
     "expect_off_loop",
     "leftovers",
-    "memory_message",
+    "memory_verdict",
     "mib",
     "open_paths",
     "remove_quietly",

@@ -40,7 +40,7 @@ from .disk_writes import (
     expect_content,
     expect_off_loop,
     leftovers,
-    memory_message,
+    memory_verdict,
     mib,
     remove_quietly,
     still_open,
@@ -151,7 +151,7 @@ async def download(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
                 if remote is large and memory.peak > LARGE_SIZE // 2:
                     raise DOWNLOAD.broken(
                         "whole-body-in-memory",
-                        memory_message("download", memory.peak, LARGE_SIZE, watch, [directory]),
+                        *memory_verdict("download", memory.peak, LARGE_SIZE, watch, [directory]),
                     )
                 expect_off_loop(DOWNLOAD, watch, "download", [directory])
                 expect_content(DOWNLOAD, "download", dest, remote)
