@@ -63,7 +63,7 @@ CLOSE_GRACE_SECONDS = 1.0
 ABORT_AT = 1024 * 1024
 # A throttled scenario: the endpoint reads this many bytes per second, through small socket
 # buffers, so the upload lasts most of a second and progress has time to show.
-THROTTLE_BYTES_PER_SECOND = 6 * 1024 * 1024
+THROTTLE_BYTES_PER_SECOND = 4 * 1024 * 1024
 SMALL_BUFFER = 32 * 1024
 MIN_PROGRESS_CALLS = 4
 MIN_CALLS_DURING_UPLOAD = 2

@@ -679,7 +679,7 @@ CHAT = Task(
     Rule(
         "sends-too-fast",
         "send `lines`, one every `pause` seconds",
-        "the server's arrival times: two lines less than half a `pause` apart",
+        "the server's arrival times: two lines less than a quarter of `pause` apart",
         "`await asyncio.sleep(pause)` between two lines.",
     ),
     Rule(
@@ -949,7 +949,7 @@ def _judge_chat(outcome: str, value: Any, scenario: ChatScenario, log: ChatLog) 
             detail = f": the server received {clip(repr(heard), 80)}"
         raise table.broken("lines-not-sent", f"{where}, the lines sent were not `lines`{detail}.")
     gaps = [later - earlier for (_, earlier), (_, later) in itertools.pairwise(log.heard)]
-    if gaps and min(gaps) < scenario.pause / 2:
+    if gaps and min(gaps) < scenario.pause / 4:
         raise table.broken(
             "sends-too-fast",
             f"{where}, two lines reached the server {min(gaps) * 1000:.0f} ms apart: there was "
@@ -992,7 +992,7 @@ def _judge_chat(outcome: str, value: Any, scenario: ChatScenario, log: ChatLog) 
             "check stopped it.",
         )
     last = log.heard[-1][1]
-    if log.left_at is not None and log.left_at - last < scenario.pause / 2:
+    if log.left_at is not None and log.left_at - last < scenario.pause / 4:
         raise table.broken(
             "no-final-pause",
             f"{where}, you left {(log.left_at - last) * 1000:.0f} ms after your last line, not "
