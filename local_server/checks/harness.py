@@ -586,9 +586,11 @@ async def _guarded(run: _Run, body: CheckBody, learner: Any, timeout: float) -> 
     run.observation = obs = Observation(threading.get_ident())
     if server.thread_ident is not None:
         obs.quiet_threads.add(server.thread_ident)
+    deadline = asyncio.timeout(timeout)
     try:
         with spy, observing(obs):
-            message = await asyncio.wait_for(body(learner, server, spy), timeout)
+            async with deadline:
+                message = await body(learner, server, spy)
         return Verdict(task, None, message)
     except NotImplementedError:
         return Verdict(
@@ -599,7 +601,10 @@ async def _guarded(run: _Run, body: CheckBody, learner: Any, timeout: float) -> 
         )
     except Mistake as mistake:
         return Verdict(task, mistake.problem, mistake.message, mistake.hint)
-    except TimeoutError:
+    except TimeoutError as exc:
+        if not deadline.expired():  # a timeout of the learner's own code fired, not ours
+            problem, message, hint = explain(exc)
+            return Verdict(task, problem, f"{task} {message}", hint)
         return Verdict(
             task,
             "timeout",

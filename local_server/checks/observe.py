@@ -84,11 +84,12 @@ class BlockingCall:
 
 @dataclass(frozen=True)
 class Sleep:
-    """One ``asyncio.sleep(delay)`` learner code asked for, at loop time ``at``."""
+    """One ``asyncio.sleep(delay)`` learner code asked for, at loop time ``at``, in ``task``."""
 
     delay: float
     at: float
     where: LearnerLine | None
+    task: asyncio.Task[Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -300,16 +301,26 @@ class RecordingLoop(asyncio.SelectorEventLoop):
 
     observation: Observation | None = None
 
+    def call_later(self, delay: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
+        # Recorded here, with the delay exactly as asked: call_at sees it only as a deadline.
+        self._note_sleep(delay, callback)
+        return super().call_at(self.time() + delay, callback, *args, **kwargs)
+
     def call_at(self, when: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
-        obs = self.observation
-        if obs is not None and callback is futures._set_result_unless_cancelled:
-            where = learner_line_of_frame(sys._getframe(1))
-            if where is not None:
-                sleep = Sleep(max(0.0, when - self.time()), self.time(), where)
-                obs.sleeps.append(sleep)
-                for listener in list(obs.on_sleep):
-                    listener(sleep)
+        self._note_sleep(when - self.time(), callback)
         return super().call_at(when, callback, *args, **kwargs)
+
+    def _note_sleep(self, delay: float, callback: Any) -> None:
+        obs = self.observation
+        if obs is None or callback is not futures._set_result_unless_cancelled:
+            return
+        where = learner_line_of_frame(sys._getframe(2))
+        if where is None:
+            return
+        sleep = Sleep(max(0.0, delay), self.time(), where, asyncio.current_task(self))
+        obs.sleeps.append(sleep)
+        for listener in list(obs.on_sleep):
+            listener(sleep)
 
 
 # --- files, from an audit hook ----------------------------------------------------------
