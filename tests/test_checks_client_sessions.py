@@ -171,6 +171,17 @@ async def fetch_all_responses(urls):
         return await asyncio.gather(*(response_of(url) for url in urls))
 
 
+@wrong(check.fetch_all, "parses the bodies as JSON (they are text/plain)", problem="not-text")
+async def fetch_all_json(urls):
+    async with aiohttp.ClientSession() as session:
+
+        async def parsed(url):
+            async with session.get(url) as response:
+                return await response.json()
+
+        return await asyncio.gather(*(parsed(url) for url in urls))
+
+
 @wrong(check.fetch_all, "returns each body split into lines", problem="not-text")
 async def fetch_all_lines(urls):
     return [text.splitlines() for text in await fetch_all_gather(urls)]

@@ -710,6 +710,14 @@ async def fetch_all(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
             urls = [f"{url}/text/{i}" for i in range(len(scenario.items))]
             try:
                 bodies = await call_async("fetch_all", learner, urls)
+            except aiohttp.ContentTypeError as exc:
+                raise FETCH_ALL.broken(
+                    "not-text",
+                    f"fetch_all parsed the bodies as JSON ({learner_line(exc) or 'in your code'})"
+                    ", and these are text/plain: ContentTypeError. The task asks for the text.",
+                    "use `await response.text()`, which returns the body as a str, decoded with "
+                    "its charset.",
+                ) from None
             except UnicodeDecodeError as exc:
                 raise FETCH_ALL.broken(
                     "wrong-text",
