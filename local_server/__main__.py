@@ -105,7 +105,10 @@ async def serve(
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signal_number, stop.set)
+        try:
+            loop.add_signal_handler(signal_number, stop.set)
+        except NotImplementedError:  # Windows: Ctrl-C arrives as KeyboardInterrupt instead
+            pass
     limits = limits or hardening.Limits()
     runner = web.AppRunner(app, **hardening.runner_options(limits))
     await runner.setup()
