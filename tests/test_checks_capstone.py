@@ -1160,6 +1160,24 @@ async def all_with_a_class(jobs, concurrency):
     return [task.result() for task in tasks]
 
 
+@correct(check.download_all, "limit_per_host only, as_completed into a list by index")
+async def all_limit_per_host_as_completed(jobs, concurrency):
+    connector = aiohttp.TCPConnector(limit_per_host=concurrency)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=15)
+    report: list[dict | None] = [None] * len(jobs)
+
+    async def indexed(index, session, job):
+        return index, await guarded(session, *job)
+
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        for done in asyncio.as_completed(
+            [indexed(index, session, job) for index, job in enumerate(jobs)]
+        ):
+            index, entry = await done
+            report[index] = entry
+    return report
+
+
 @wrong(
     check.download_all,
     "the semaphore around the whole retry loop",
