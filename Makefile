@@ -15,10 +15,11 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: lab test lint outputs exercises bench clean
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml jupyter/overrides.json jupyter/jupyter_server_config.json
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "This course needs Python 3.11 or newer, and $(PYTHON) is " + sys.version.split()[0] + ". Try: make PYTHON=python3.11 ...")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m coursetools.jupyter_setup
 	touch $@
 
 ## make lab: open the course in JupyterLab (start with notebooks/00_asyncio_in_jupyter.ipynb)
