@@ -194,6 +194,14 @@ async def deadline_headers_only(url, deadline):
             return await response.text()
 
 
+@wrong(check.fetch_with_deadline, "asyncio.timeout around the body only, not the wait for it",
+       problem="too-late")
+async def deadline_body_only(url, deadline):
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        async with asyncio.timeout(deadline):
+            return await response.text()
+
+
 @wrong(check.fetch_with_deadline, "wait_for around each read, not the whole",
        problem="silence-limit")
 async def deadline_per_read(url, deadline):
@@ -564,6 +572,22 @@ async def explain_with_stage_timeout(url, timeout):
     return ANSWERED
 
 
+@correct(check.fetch_and_explain, "sock_read evolved from the session default, total=300 kept: "
+         "the task is about silence, and its bodies take about a second (unlike stream_lines, "
+         "whose text asks for no limit on the whole stream)")
+async def explain_keeps_default_total(url, patience):
+    stage = TOO_SLOW
+    try:
+        async with aiohttp.ClientSession() as session:
+            timeout = attr.evolve(session.timeout, sock_read=patience)
+            async with session.get(url, timeout=timeout) as response:
+                stage = STALLED
+                await response.read()
+    except TimeoutError:
+        return stage
+    return ANSWERED
+
+
 @wrong(check.fetch_and_explain, "cancels itself after patience", problem="cancelled")
 async def explain_cancels_itself(url, patience):
     task = asyncio.current_task()
@@ -854,6 +878,19 @@ async def stream_cancels_itself(url, max_silence, handle_line):
         raise asyncio.CancelledError from None
 
 
+@wrong(check.stream_lines, "a silence limit of its own, far shorter than max_silence",
+       problem="limit-per-line")
+async def stream_with_a_tiny_sock_read(url, max_silence, handle_line):
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=0.02)
+    count = 0
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with session.get(url) as response:
+            async for line in response.content:
+                handle_line(line.decode())
+                count += 1
+    return count
+
+
 # --- every answer, then what some messages say ------------------------------------------------
 
 
@@ -880,6 +917,13 @@ def test_a_retry_is_named_from_the_requests_the_server_received():
     verdict = check.fetch_with_deadline.diagnose(deadline_each_try)
     assert "received 2 requests" in verdict.message, verdict.render()
     assert "asyncio.timeout(deadline)" in verdict.hint
+
+
+def test_a_deadline_that_starts_after_the_headers_is_named():
+    verdict = check.fetch_with_deadline.diagnose(deadline_body_only)
+    assert "covers reading the body, not waiting for the answer" in verdict.message, (
+        verdict.render()
+    )
 
 
 def test_a_limit_that_is_not_the_deadline_is_named():
@@ -921,3 +965,16 @@ def test_correct_answers_pass_in_under_three_seconds():
 def test_verdicts_repeat():
     first = check.fetch_and_explain.diagnose(explain_per_line)
     assert first == check.fetch_and_explain.diagnose(explain_per_line)
+
+
+def test_a_timing_verdict_met_by_a_lagging_loop_is_judged_again(monkeypatch):
+    calls = []
+
+    async def counted(url, max_silence, handle_line):
+        calls.append(url)
+        return await stream_with_total(url, max_silence, handle_line)
+
+    monkeypatch.setattr(check, "LAG_TOLERANCE_SECONDS", -1.0)  # as if the loop always lagged
+    verdict = check.stream_lines.diagnose(counted)
+    assert verdict.problem == "overall-limit", verdict.render()
+    assert len(calls) == 4 * check.TIMING_ATTEMPTS

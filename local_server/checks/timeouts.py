@@ -30,7 +30,7 @@ import socket
 import struct
 import sys
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,7 @@ from aiohttp.helpers import TimeoutHandle
 
 from ..runner import LocalServer
 from ..serving import refused_url, serve
+from . import observe
 from .evidence import clip, exception_text, is_learner_file, learner_line
 from .harness import Mistake, SessionSpy, call_async, check, plural
 from .rules import Rule, Task
@@ -380,6 +381,31 @@ async def run_all(calls: list[Any]) -> list[Run]:
     return list(results)
 
 
+# A loop that stood still this long while a batch of calls ran may have fired a correct limit
+# late, or a silence limit in a healthy stream: the batch's timing verdicts are run again.
+LAG_TOLERANCE_SECONDS = 0.1
+TIMING_ATTEMPTS = 3
+
+
+async def judged_with_retries(batch: Callable[[], Awaitable[None]], timing: set[str]) -> None:
+    """Run ``batch`` (calls, then verdicts); run it again if a timing verdict met a lagging loop.
+
+    The check's own ticker measures how long the loop stood still (a loaded machine, another
+    thread holding the GIL); a verdict about when something happened is trusted only when the
+    loop kept ticking, or after the last attempt.
+    """
+    obs = observe.current()
+    for attempt in range(TIMING_ATTEMPTS):
+        obs.max_lag = 0.0
+        try:
+            await batch()
+            return
+        except Mistake as mistake:
+            last = attempt == TIMING_ATTEMPTS - 1
+            if last or mistake.problem not in timing or obs.lag() < LAG_TOLERANCE_SECONDS:
+                raise
+
+
 # --- evidence about timeouts and except clauses ----------------------------------------------
 
 
@@ -524,8 +550,18 @@ def _stopped(seconds: float) -> str:
     return f"still running after {seconds:.1f} s"
 
 
-def _late(run: Run, limit: float) -> bool:
-    return run.seconds > LATE_FACTOR * limit
+def _late(run: Run, limit: float, limits: Limits, requests: int = 1) -> bool:
+    """Ended later than LATE_FACTOR x ``limit``, and the evidence says it was not the machine.
+
+    A call that set a limit of at most ``limit`` (which fired) and made one request is late
+    only past three times the limit: a loaded machine stretches the rest.
+    """
+    if run.seconds <= LATE_FACTOR * limit:
+        return False
+    kept = any(
+        lim.seconds <= limit * 1.05 and lim.fired_at is not None for lim in limits.of(run.call)
+    )
+    return requests > 1 or not kept or run.seconds > 3 * limit
 
 
 def _give_up(limit: float) -> float:
@@ -667,43 +703,60 @@ async def fetch_with_deadline(learner: Any, server: LocalServer, spy: SessionSpy
             _expect_body(fast, text, fast_deadline, limits)
             _expect_sessions_closed(table, task, spy, before, "after a call that succeeded")
 
-            in_time_deadline = round(rng.uniform(1.4, 1.7), 2)
-            lines = [f"late line {i}\n".encode() for i in range(3)]
-            in_time_url, _ = plans.add(
-                [("sleep", 0.45), ("head", UTF8_TEXT, None), *lines_every(lines, 0.1)]
+            async def batch() -> None:
+                await _deadline_batch(learner, spy, rng, plans, limits)
+
+            await judged_with_retries(
+                batch, {"gave-up-early", "too-late", "body-not-covered", "connect-only"}
             )
-            deadlines = [round(rng.uniform(0.3, 0.4), 2) for _ in range(3)]
-            silent_url, silent_record = plans.add([("hold",)])
-            stall_url, _ = plans.add(
-                [("head", UTF8_TEXT, None), ("write", b"the first line\n"), ("hold",)]
-            )
-            trickle_lines = [f"line {i} of 24\n".encode() for i in range(1, 25)]
-            trickle_url, _ = plans.add(
-                [("head", UTF8_TEXT, None), *lines_every(trickle_lines, 0.05)]
-            )
-            before = spy.created
-            in_time, silent, stall, trickle = await run_all(
-                [
-                    run_bounded(task, learner, (in_time_url, in_time_deadline),
-                                in_time_deadline + 1.5, limits),
-                    *(
-                        run_bounded(task, learner, (url, deadline), _give_up(deadline), limits)
-                        for url, deadline in zip(
-                            (silent_url, stall_url, trickle_url), deadlines, strict=True
-                        )
-                    ),
-                ]
-            )
-            _expect_in_time(in_time, in_time_deadline, limits)
-            _expect_silent_timeout(silent, deadlines[0], silent_record, limits, spy, before)
-            _expect_stall_timeout(stall, deadlines[1], limits)
-            _expect_trickle_timeout(trickle, deadlines[2], b"".join(trickle_lines), limits)
-            _expect_sessions_closed(table, task, spy, before, "after calls that timed out")
     return (
         "returned the body of a fast answer and of one that came in time; a server that never "
         "answered, a body that stopped and a body that kept coming past the deadline each "
         "ended in a TimeoutError at the deadline, and every session was closed."
     )
+
+
+async def _deadline_batch(
+    learner: Any, spy: SessionSpy, rng: random.Random, plans: PlanServer, limits: Limits
+) -> None:
+    """An answer in time, a silent server, a stall and a long trickle, at once; the verdicts."""
+    task, table = "fetch_with_deadline", FETCH_WITH_DEADLINE
+    in_time_deadline = round(rng.uniform(1.4, 1.7), 2)
+    lines = [f"late line {i}\n".encode() for i in range(3)]
+    in_time_url, _ = plans.add(
+        [("sleep", 0.45), ("head", UTF8_TEXT, None), *lines_every(lines, 0.1)]
+    )
+    deadlines = [round(rng.uniform(0.3, 0.4), 2) for _ in range(3)]
+    silent_url, silent_record = plans.add([("hold",)])
+    stall_url, _ = plans.add(
+        [("head", UTF8_TEXT, None), ("write", b"the first line\n"), ("hold",)]
+    )
+    trickle_lines = [f"line {i} of 24\n".encode() for i in range(1, 25)]
+    trickle_url, _ = plans.add([("head", UTF8_TEXT, None), *lines_every(trickle_lines, 0.05)])
+    before = spy.created
+    in_time, silent, stall, trickle = await run_all(
+        [
+            run_bounded(
+                task, learner, (in_time_url, in_time_deadline), in_time_deadline + 1.5, limits
+            ),
+            *(
+                run_bounded(task, learner, (url, deadline), _give_up(deadline), limits)
+                for url, deadline in zip(
+                    (silent_url, stall_url, trickle_url), deadlines, strict=True
+                )
+            ),
+        ]
+    )
+    _expect_in_time(in_time, in_time_deadline, limits)
+    stall_in_time = (
+        stall.finished
+        and isinstance(stall.error, TimeoutError)
+        and not _late(stall, deadlines[1], limits)
+    )
+    _expect_silent_timeout(silent, deadlines[0], silent_record, limits, stall_in_time)
+    _expect_stall_timeout(stall, deadlines[1], limits)
+    _expect_trickle_timeout(trickle, deadlines[2], b"".join(trickle_lines), limits)
+    _expect_sessions_closed(table, task, spy, before, "after calls that timed out")
 
 
 def _expect_body(run: Run, text: str, deadline: float, limits: Limits) -> None:
@@ -712,7 +765,7 @@ def _expect_body(run: Run, text: str, deadline: float, limits: Limits) -> None:
         raise table.broken(
             "timeout",
             f"{task} did not return within {run.seconds:.1f} s for a server that answers at "
-            "once (deadline {deadline} s).",
+            f"once (deadline {deadline} s).",
         )
     if isinstance(run.error, TimeoutError):
         fired = limits.fired(run.call)
@@ -792,7 +845,7 @@ def _expect_timeout(run: Run, what: str) -> None:
 
 
 def _expect_silent_timeout(
-    run: Run, deadline: float, record: PlanRecord, limits: Limits, spy: SessionSpy, before: int
+    run: Run, deadline: float, record: PlanRecord, limits: Limits, stall_in_time: bool
 ) -> None:
     task, table = "fetch_with_deadline", FETCH_WITH_DEADLINE
     what = f"a server that never answers (deadline {deadline} s)"
@@ -805,14 +858,24 @@ def _expect_silent_timeout(
                 "connection at once and then sent nothing; the check stopped it. Your "
                 "ClientTimeout limits only connecting (connect / sock_connect).",
             )
+        if stall_in_time:
+            raise table.broken(
+                "too-late",
+                f"{task} was {_stopped(run.seconds)}, for {what}; the check stopped it. A body "
+                "that stopped after the headers did raise in time: your deadline covers "
+                "reading the body, not waiting for the answer.",
+                "start the deadline before the request: `session.get(...)` itself must be "
+                "inside it (`ClientTimeout(total=deadline)`, or `asyncio.timeout` around the "
+                "whole `async with session.get(...)` block).",
+            )
         raise table.broken(
             "too-late",
             f"{task} was {_stopped(run.seconds)}, for {what}; the check stopped it. "
             + (f"The limits your code set: {set_by}." if set_by else
-               "Your code set no limit at all."),
+               "Your code set no timeout at all."),
         )
     _expect_timeout(run, what)
-    if _late(run, deadline):
+    if _late(run, deadline, limits, record.requests):
         if record.requests > 1:
             why = (
                 f"the server received {record.requests} requests during that one call: it "
@@ -844,7 +907,7 @@ def _expect_stall_timeout(run: Run, deadline: float, limits: Limits) -> None:
             "waiting for the answer but not reading the body.",
         )
     _expect_timeout(run, what)
-    if _late(run, deadline):
+    if _late(run, deadline, limits):
         raise table.broken(
             "too-late",
             f"{task} raised {type(run.error).__name__} only after {run.seconds:.2f} s for "
@@ -872,7 +935,7 @@ def _expect_trickle_timeout(run: Run, deadline: float, body: bytes, limits: Limi
             + (f" Your code set: {set_by}." if set_by else ""),
         )
     _expect_timeout(run, what)
-    if _late(run, deadline):
+    if _late(run, deadline, limits):
         raise table.broken(
             "too-late",
             f"{task} raised {type(run.error).__name__} only after {run.seconds:.2f} s for "
@@ -988,93 +1051,91 @@ FETCH_AND_EXPLAIN = Task(
 @check(FETCH_AND_EXPLAIN)
 async def fetch_and_explain(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
     """Says "answered", "too slow to answer" or "stalled mid-body"; other errors propagate."""
-    task, table = "fetch_and_explain", FETCH_AND_EXPLAIN
-    rng = random.Random(f"{SEED}-{task}")
+    rng = random.Random(f"{SEED}-fetch_and_explain")
     plans = PlanServer()
     with Limits() as limits:
         async with plans.serving():
-            patience = [round(rng.uniform(0.3, 0.4), 2) for _ in range(5)]
-            slow_patience = round(rng.uniform(0.9, 1.1), 2)
-            steady_lines = [f"line {i} of 16\n".encode() for i in range(1, 17)]
-            pieces = [bytes([byte]) for byte in b"a long line, sent a few bytes at a time"]
-            piece_steps = lines_every(
-                [b"".join(pieces[i : i + 4]) for i in range(0, len(pieces), 4)], 0.1
+
+            async def batch() -> None:
+                await _explain_batch(learner, spy, rng, plans, limits)
+
+            await judged_with_retries(
+                batch, {"no-timeout", "patience-as-deadline", "limit-per-line", "gave-up-early"}
             )
-            scenarios = {
-                "quick": ([("head", UTF8_TEXT, None), ("write", b"ok\n")], patience[0]),
-                "silent": ([("hold",)], patience[1]),
-                "stall": (
-                    [("head", UTF8_TEXT, None), ("write", b"the first line\n"), ("hold",)],
-                    patience[2],
-                ),
-                "steady": (
-                    [("head", UTF8_TEXT, None), *lines_every(steady_lines, 0.06)],
-                    patience[3],
-                ),
-                "slow-line": (
-                    [("head", UTF8_TEXT, None), ("write", b"line 1\n"), *piece_steps,
-                     ("write", b"\nline 3\n")],
-                    patience[4],
-                ),
-                "slow-start": (
-                    [("sleep", 0.45), ("head", UTF8_TEXT, None),
-                     *lines_every([b"late 1\n", b"late 2\n"], 0.05)],
-                    slow_patience,
-                ),
-                "reset": ([("reset",)], patience[0]),
-                "cut": (
-                    [("head", UTF8_TEXT, 4000), ("write", b"the first line\n"),
-                     ("sleep", 0.05), ("reset",)],
-                    patience[0],
-                ),
-            }
-            urls = {name: plans.add(plan)[0] for name, (plan, _) in scenarios.items()}
-            urls["refused"] = refused_url("/get")
-            scenarios["refused"] = ([], patience[0])
-            before = spy.created
-            runs = dict(
-                zip(
-                    urls,
-                    await run_all(
-                        [
-                            run_bounded(
-                                task, learner, (urls[name], scenarios[name][1]),
-                                max(_give_up(scenarios[name][1]), 2.0), limits,
-                            )
-                            for name in urls
-                        ]
-                    ),
-                    strict=True,
-                )
-            )
-            judge = _Explain(learner, limits, scenarios)
-            judge.label(runs["quick"], ANSWERED, "a server that answers at once")
-            judge.label(runs["silent"], TOO_SLOW, "a server that sent nothing at all")
-            judge.label(runs["stall"], STALLED, "a body that stopped after the headers")
-            judge.label(
-                runs["steady"], ANSWERED,
-                "a body that arrived steadily, a line every 0.06 s for about 1 s",
-            )
-            judge.label(
-                runs["slow-line"], ANSWERED,
-                "a line sent in small pieces 0.1 s apart, over about 1 s",
-            )
-            judge.label(
-                runs["slow-start"], ANSWERED,
-                f"a server that answered after 0.45 s, with patience {slow_patience} s",
-            )
-            for name, what in (
-                ("refused", "a port that refuses connections"),
-                ("reset", "a connection reset before the headers"),
-                ("cut", "a connection cut in the middle of the body"),
-            ):
-                judge.propagates(runs[name], what)
-            _expect_sessions_closed(table, task, spy, before, "after the calls")
     return (
         "a silent server was 'too slow to answer', a body that stopped was 'stalled mid-body', "
         "long but steady bodies (one a line in slow pieces) and a slow start within patience "
         "were 'answered', and a refused port, a reset and a cut body propagated."
     )
+
+
+async def _explain_batch(
+    learner: Any, spy: SessionSpy, rng: random.Random, plans: PlanServer, limits: Limits
+) -> None:
+    """Every scenario at once, then the verdicts in a fixed order."""
+    task, table = "fetch_and_explain", FETCH_AND_EXPLAIN
+    patience = [round(rng.uniform(0.3, 0.4), 2) for _ in range(5)]
+    slow_patience = round(rng.uniform(0.9, 1.1), 2)
+    steady_lines = [f"line {i} of 20\n".encode() for i in range(1, 21)]
+    pieces = [bytes([byte]) for byte in b"a long line, sent a few bytes at a time"]
+    piece_steps = lines_every([b"".join(pieces[i : i + 4]) for i in range(0, len(pieces), 4)], 0.1)
+    head: Step = ("head", UTF8_TEXT, None)
+    scenarios: dict[str, tuple[list[Step], float]] = {
+        "quick": ([head, ("write", b"ok\n")], patience[0]),
+        "silent": ([("hold",)], patience[1]),
+        "stall": ([head, ("write", b"the first line\n"), ("hold",)], patience[2]),
+        "steady": ([head, *lines_every(steady_lines, 0.06)], patience[3]),
+        "slow-line": (
+            [head, ("write", b"line 1\n"), *piece_steps, ("write", b"\nline 3\n")],
+            patience[4],
+        ),
+        "slow-start": (
+            [("sleep", 0.45), head, *lines_every([b"late 1\n", b"late 2\n"], 0.05)],
+            slow_patience,
+        ),
+        "reset": ([("reset",)], patience[0]),
+        "cut": (
+            [("head", UTF8_TEXT, 4000), ("write", b"the first line\n"), ("sleep", 0.05),
+             ("reset",)],
+            patience[0],
+        ),
+    }
+    urls = {name: plans.add(plan)[0] for name, (plan, _) in scenarios.items()}
+    urls["refused"] = refused_url("/get")
+    scenarios["refused"] = ([], patience[0])
+    before = spy.created
+    results = await run_all(
+        [
+            run_bounded(
+                task, learner, (urls[name], scenarios[name][1]),
+                max(_give_up(scenarios[name][1]), 2.0), limits,
+            )
+            for name in urls
+        ]
+    )
+    runs = dict(zip(urls, results, strict=True))
+    judge = _Explain(learner, limits)
+    judge.label(runs["quick"], ANSWERED, "a server that answers at once")
+    judge.label(runs["silent"], TOO_SLOW, "a server that sent nothing at all")
+    judge.label(runs["stall"], STALLED, "a body that stopped after the headers")
+    judge.label(
+        runs["steady"], ANSWERED,
+        "a body that arrived steadily, a line every 0.06 s for about 1.2 s",
+    )
+    judge.label(
+        runs["slow-line"], ANSWERED, "a line sent in small pieces 0.1 s apart, over about 1 s"
+    )
+    judge.label(
+        runs["slow-start"], ANSWERED,
+        f"a server that answered after 0.45 s, with patience {slow_patience} s",
+    )
+    for name, what in (
+        ("refused", "a port that refuses connections"),
+        ("reset", "a connection reset before the headers"),
+        ("cut", "a connection cut in the middle of the body"),
+    ):
+        judge.propagates(runs[name], what)
+    _expect_sessions_closed(table, task, spy, before, "after the calls")
 
 
 class _Explain:
@@ -1083,10 +1144,9 @@ class _Explain:
     task = "fetch_and_explain"
     table = FETCH_AND_EXPLAIN
 
-    def __init__(self, learner: Any, limits: Limits, scenarios: dict[str, Any]) -> None:
+    def __init__(self, learner: Any, limits: Limits) -> None:
         self.learner = learner
         self.limits = limits
-        self.scenarios = scenarios
 
     def label(self, run: Run, expected: str, what: str) -> None:
         task, table = self.task, self.table
@@ -1312,13 +1372,15 @@ class LineRecorder:
     max_silence: float = 0.0
     lines: list[Any] = field(default_factory=list)
     sent_then: list[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
     overall: list[Limit] = field(default_factory=list)
 
     def __call__(self, line: Any) -> None:
+        now = asyncio.get_running_loop().time()
         self.lines.append(line)
+        self.times.append(now)
         self.sent_then.append(self.record.sent if not self.record.complete else -1)
         if self.limits is not None and not self.overall:
-            now = asyncio.get_running_loop().time()
             call = _CALL.get()
             self.overall = [
                 limit
@@ -1360,61 +1422,78 @@ def _split_plan(rng: random.Random, lines: list[bytes], gap: float) -> list[Step
     return lines_every(pieces, gap)
 
 
+STREAM_LINE_COUNT = 14
+
+
 @check(STREAM_LINES)
 async def stream_lines(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
     """Every line handed over as it arrives, however long the stream; a silence raises."""
-    task, table = "stream_lines", STREAM_LINES
-    rng = random.Random(f"{SEED}-{task}")
+    rng = random.Random(f"{SEED}-stream_lines")
     plans = PlanServer()
     with Limits() as limits:
         async with plans.serving():
-            silences = [round(rng.uniform(0.3, 0.4), 2) for _ in range(4)]
-            words = ["café", "naïve", "Zürich", "crème brûlée", "déjà vu", "smörgåsbord", "☕"]
-            texts = [f"record {i}: {rng.choice(words)} é" for i in range(1, 15)]
-            texts[-1] = f"record {len(texts)}: the last line, with no newline, café"
-            data_lines = [f"{text}\n".encode() for text in texts[:-1]] + [texts[-1].encode()]
-            healthy_url, healthy_record = plans.add(
-                [("head", UTF8_TEXT, None), *_split_plan(rng, data_lines, 0.05)]
+
+            async def batch() -> None:
+                await _stream_batch(learner, spy, rng, plans, limits)
+
+            await judged_with_retries(
+                batch, {"overall-limit", "limit-per-line", "no-stall-detection"}
             )
-            slow_pieces = [b"line 2 comes ", b"in small ", b"pieces, ", b"slowly, ",
-                           b"but it ", b"never ", b"stops ", b"for long\n"]
-            slow_url, slow_record = plans.add(
-                [("head", UTF8_TEXT, None), ("write", b"line 1\n"),
-                 *lines_every(slow_pieces, 0.09), ("write", b"line 3\n")]
-            )
-            stall_url, stall_record = plans.add(
-                [("head", UTF8_TEXT, None), ("write", b"line 1\nline 2\n"), ("hold",)]
-            )
-            silent_url, silent_record = plans.add([("hold",)])
-            recorders = [
-                LineRecorder(healthy_record, limits, silences[0]),
-                LineRecorder(slow_record),
-                LineRecorder(stall_record),
-                LineRecorder(silent_record),
-            ]
-            before = spy.created
-            calls = []
-            for url, silence, recorder in zip(
-                (healthy_url, slow_url, stall_url, silent_url), silences, recorders, strict=True
-            ):
-                give_up = 3.0 if url in (healthy_url, slow_url) else _give_up(silence)
-                calls.append(run_bounded(task, learner, (url, silence, recorder), give_up, limits))
-            healthy, slow, stall, silent = await run_all(calls)
-            judge = _Stream(limits, silences)
-            judge.healthy(healthy, recorders[0], texts)
-            judge.slow_line(slow, recorders[1])
-            judge.stall(stall, recorders[2], "a stream that went silent after two lines",
-                        silences[2])
-            judge.stall(silent, recorders[3], "a server that never sent its headers",
-                        silences[3])
-            judge.no_overall_limit(recorders[0])
-            _expect_sessions_closed(table, task, spy, before, "after the calls (a stall included)")
     return (
-        f"{len(texts)} lines (split and merged across writes, non-ASCII, the last without a "
-        "newline) handed over as they arrived, over three times max_silence, with no limit on "
-        "the whole stream; a slow line in pieces was fine; a silence mid-stream and before "
-        "the headers each raised TimeoutError in time."
+        f"{STREAM_LINE_COUNT} lines (split and merged across writes, non-ASCII, the last "
+        "without a newline) handed over as they arrived, over three times max_silence, with no "
+        "limit on the whole stream; a slow line in pieces was fine; a silence mid-stream and "
+        "before the headers each raised TimeoutError in time."
     )
+
+
+async def _stream_batch(
+    learner: Any, spy: SessionSpy, rng: random.Random, plans: PlanServer, limits: Limits
+) -> None:
+    """A healthy stream, a slow line, a stall and a silent server, at once; the verdicts."""
+    task, table = "stream_lines", STREAM_LINES
+    silences = [round(rng.uniform(0.3, 0.4), 2) for _ in range(4)]
+    words = ["café", "naïve", "Zürich", "crème brûlée", "déjà vu", "smörgåsbord", "☕"]
+    texts = [f"record {i}: {rng.choice(words)} é" for i in range(1, STREAM_LINE_COUNT + 1)]
+    texts[-1] = f"record {len(texts)}: the last line, with no newline, café"
+    data_lines = [f"{text}\n".encode() for text in texts[:-1]] + [texts[-1].encode()]
+    healthy_url, healthy_record = plans.add(
+        [("head", UTF8_TEXT, None), *_split_plan(rng, data_lines, 0.05)]
+    )
+    slow_pieces = [b"line 2 comes ", b"in small ", b"pieces, ", b"slowly, ", b"but it ",
+                   b"never ", b"stops ", b"for long\n"]
+    slow_url, slow_record = plans.add(
+        [("head", UTF8_TEXT, None), ("write", b"line 1\n"), *lines_every(slow_pieces, 0.09),
+         ("write", b"line 3\n")]
+    )
+    stall_url, stall_record = plans.add(
+        [("head", UTF8_TEXT, None), ("write", b"line 1\nline 2\n"), ("hold",)]
+    )
+    silent_url, silent_record = plans.add([("hold",)])
+    recorders = [
+        LineRecorder(healthy_record, limits, silences[0]),
+        LineRecorder(slow_record),
+        LineRecorder(stall_record),
+        LineRecorder(silent_record),
+    ]
+    urls = (healthy_url, slow_url, stall_url, silent_url)
+    give_ups = (3.0, 3.0, _give_up(silences[2]), _give_up(silences[3]))
+    before = spy.created
+    healthy, slow, stall, silent = await run_all(
+        [
+            run_bounded(task, learner, (url, silence, recorder), give_up, limits)
+            for url, silence, recorder, give_up in zip(
+                urls, silences, recorders, give_ups, strict=True
+            )
+        ]
+    )
+    judge = _Stream(limits, silences)
+    judge.healthy(healthy, recorders[0], texts)
+    judge.slow_line(slow, recorders[1])
+    judge.stall(stall, "a stream that went silent after two lines", silences[2])
+    judge.stall(silent, "a server that never sent its headers", silences[3])
+    judge.no_overall_limit(recorders[0])
+    _expect_sessions_closed(table, task, spy, before, "after the calls (a stall included)")
 
 
 class _Stream:
@@ -1449,14 +1528,7 @@ class _Stream:
                     "(é is two bytes in UTF-8, and the server split them).",
                 )
             if isinstance(error, TimeoutError):
-                fired = self.limits.fired(run.call)
-                source = fired[0].describe() if fired else _timeout_source(error)
-                raise table.broken(
-                    "overall-limit",
-                    f"{task} raised {type(error).__name__} after {plural(len(handed), 'line')} "
-                    f"of a healthy stream that never went quiet for max_silence "
-                    f"({self.silences[0]} s): {source} ended it, a limit on the whole stream.",
-                )
+                self._cut(run, error, recorder)
             _judge_unexpected_error(table, task, error)
         if any(isinstance(line, (bytes, bytearray)) for line in handed):
             raise table.broken(
@@ -1479,6 +1551,33 @@ class _Stream:
                 f"{task} handed over its first line only after the server had sent the whole "
                 "body: it read everything first, then split it.",
             )
+
+    def _cut(self, run: Run, error: BaseException, recorder: LineRecorder) -> None:
+        """A timeout ended a healthy stream: a limit on the whole stream, or on too little."""
+        task, table, silence = self.task, self.table, self.silences[0]
+        what = (
+            f"{task} raised {type(error).__name__} after {plural(len(recorder.lines), 'line')} "
+            f"of a healthy stream that never went quiet for max_silence ({silence} s)"
+        )
+        fired = self.limits.fired(run.call)
+        last_line = recorder.times[-1] if recorder.times else None
+        # A limit on each silence is set again with each piece of data; one on the whole
+        # stream saw lines arrive after it was set, and was not set again.
+        overall = [
+            limit for limit in fired
+            if limit.kind != "sock_read" and (last_line is None or last_line - limit.set_at > 0.1)
+        ]
+        if overall or not fired:
+            source = overall[0].describe() if overall else _timeout_source(error)
+            raise table.broken("overall-limit", f"{what}: {source} ended it, a limit on the "
+                               "whole stream.")
+        raise table.broken(
+            "limit-per-line",
+            f"{what}: {fired[0].describe()} fired"
+            + (", shorter than max_silence." if fired[0].seconds < 0.9 * silence else "."),
+            "raise only after max_silence seconds with no data at all: "
+            "`sock_read=max_silence`, with the very value you were given.",
+        )
 
     def no_overall_limit(self, recorder: LineRecorder) -> None:
         """No timer of the learner's was counting down for the whole healthy stream."""
@@ -1565,7 +1664,7 @@ class _Stream:
                 f"{clip(repr(run.value), 20)}; expected 3 (one call per whole line).",
             )
 
-    def stall(self, run: Run, recorder: LineRecorder, what: str, silence: float) -> None:
+    def stall(self, run: Run, what: str, silence: float) -> None:
         task, table = self.task, self.table
         what = f"{what} (max_silence {silence} s)"
         if not run.finished:
@@ -1584,7 +1683,7 @@ class _Stream:
             )
         if not isinstance(run.error, TimeoutError):
             _judge_unexpected_error(table, task, run.error)
-        if _late(run, silence):
+        if _late(run, silence, self.limits):
             raise table.broken(
                 "no-stall-detection",
                 f"{task} raised {type(run.error).__name__} only after {run.seconds:.2f} s for "
