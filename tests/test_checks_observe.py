@@ -224,3 +224,20 @@ def test_sleeps_files_and_loop_writes_are_observed_whatever_the_api():
     assert [a for a in actions if a[0] == "rename"]
     assert ("file-write", "a.part", 1, 1000) in seen["writes"]
     assert any(kind == "file-write" and name == "os.write" for kind, name, *_ in seen["writes"])
+
+
+async def writes_in_a_worker_thread(url):
+    import tempfile as tf
+
+    fd, name = await asyncio.to_thread(tf.mkstemp, dir=_DIR, suffix=".part")
+    os.close(fd)
+    await asyncio.to_thread(open(os.path.join(_DIR, "flushed"), "wb").close)
+
+
+def test_files_the_standard_library_opens_in_a_worker_thread_are_the_learners():
+    verdict = observed.diagnose(writes_in_a_worker_thread)
+    assert verdict.passed, verdict.render()
+    seen = eval(verdict.message)
+    names = [name for action, name, loop in seen["files"] if action == "open-write"]
+    assert any(name.endswith(".part") for name in names)
+    assert not [name for _, name, _ in seen["files"] if name.endswith(".pyc")]

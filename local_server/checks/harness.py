@@ -353,6 +353,7 @@ class _Run:
 
     task: str
     table: Task | None
+    quiet: Quiet | None = None
     observation: Observation | None = None
     verdict: Verdict | None = None
     stopped: Verdict | None = None
@@ -366,8 +367,8 @@ def _run_in_thread(
     This thread watches it: it samples where the learner's code stands when the loop stops
     ticking, and stops a thread whose loop never comes back. Nothing reaches stderr.
     """
-    run = _Run(task, table)
     quiet = Quiet()
+    run = _Run(task, table, quiet)
 
     def target() -> None:
         sys.set_coroutine_origin_tracking_depth(COROUTINE_ORIGIN_DEPTH)
@@ -583,7 +584,7 @@ async def _guarded(run: _Run, body: CheckBody, learner: Any, timeout: float) -> 
         )
     server = start_server()
     spy = SessionSpy()
-    run.observation = obs = Observation(threading.get_ident())
+    run.observation = obs = Observation(threading.get_ident(), quiet=run.quiet)
     if server.thread_ident is not None:
         obs.quiet_threads.add(server.thread_ident)
     deadline = asyncio.timeout(timeout)

@@ -28,6 +28,7 @@ import io
 import os
 import socket
 import sys
+import sysconfig
 import threading
 import time
 from asyncio import futures
@@ -43,8 +44,11 @@ TICK_SECONDS = 0.01
 STALL_SAMPLE_SECONDS = 0.15
 
 _FILE_TYPES = (io.FileIO, io.BufferedWriter, io.BufferedReader, io.BufferedRandom, io.TextIOWrapper)
-_FILE_METHODS = frozenset({"write", "writelines", "read", "readinto", "readline", "readlines"})
-_WRITE_METHODS = frozenset({"write", "writelines"})
+_FILE_METHODS = frozenset(
+    {"write", "writelines", "flush", "read", "readinto", "readline", "readlines"}
+)
+# flush() writes what a buffered file holds: disk I/O on the loop's thread too.
+_WRITE_METHODS = frozenset({"write", "writelines", "flush"})
 _OS_FILE_CALLS = {
     os.write: "os.write",
     os.read: "os.read",
@@ -132,6 +136,8 @@ class Observation:
     on_sleep: list[Callable[[Sleep], None]] = field(default_factory=list)
     # Threads whose file events are never the learner's: the course server's own.
     quiet_threads: set[int] = field(default_factory=set)
+    # What would have reached stderr so far (a ``quiet.Quiet``): warnings, log records.
+    quiet: Any = None
     active: bool = False
 
     @contextlib.contextmanager
@@ -310,6 +316,22 @@ class RecordingLoop(asyncio.SelectorEventLoop):
         self._note_sleep(when - self.time(), callback)
         return super().call_at(when, callback, *args, **kwargs)
 
+    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> Any:
+        # Work handed to a thread (asyncio.to_thread, run_in_executor) is the learner's when
+        # the learner's code handed it over: files it opens there are charged to that line.
+        where = learner_line_of_frame(sys._getframe(1)) if self.observation else None
+        if where is None:
+            return super().run_in_executor(executor, func, *args)
+
+        def on_behalf_of_the_learner(*call_args: Any) -> Any:
+            _submitted.where = where
+            try:
+                return func(*call_args)
+            finally:
+                _submitted.where = None
+
+        return super().run_in_executor(executor, on_behalf_of_the_learner, *args)
+
     def _note_sleep(self, delay: float, callback: Any) -> None:
         obs = self.observation
         if obs is None or callback is not futures._set_result_unless_cancelled:
@@ -329,6 +351,19 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 
 _in_audit = threading.local()
+# In a worker thread running work the learner's code handed over: the learner's line.
+_submitted = threading.local()
+# Reads of these are Python importing modules, never the learner's file I/O.
+_IMPORT_PLACES = tuple(
+    {sysconfig.get_paths()[name] for name in ("stdlib", "platstdlib", "purelib", "platlib")}
+)
+
+
+def _is_import(path: str, args: tuple[Any, ...]) -> bool:
+    """A module file Python reads while importing (a .pyc, a stdlib or package source)."""
+    mode, flags = args[1], args[2]
+    writing = bool(set(mode or "") & set("wax+")) or bool((flags or 0) & _WRITE_FLAGS)
+    return not writing and (path.endswith((".pyc", ".py")) or path.startswith(_IMPORT_PLACES))
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
@@ -353,10 +388,12 @@ def _record_file_event(obs: Observation, event: str, args: tuple[Any, ...]) -> N
     path = args[0]
     if isinstance(path, int) or path is None:
         return
-    where = learner_line_of_frame(sys._getframe(2))
+    where = learner_line_of_frame(sys._getframe(2)) or getattr(_submitted, "where", None)
     if where is None:
         return
     path = os.path.abspath(os.fsdecode(path))
+    if event == "open" and _is_import(path, args):
+        return
     target = None
     if event == "open":
         mode, flags = args[1], args[2]

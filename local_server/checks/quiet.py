@@ -75,6 +75,7 @@ class Quiet:
         root = logging.getLogger()
         saved_unraisable, saved_excepthook = sys.unraisablehook, threading.excepthook
         with warnings.catch_warnings(record=True) as caught:
+            self.warnings = caught  # filled as warnings come: a check can read them live
             warnings.simplefilter("always")
             sys.stderr = self.stderr
             for handler in streams:
@@ -91,7 +92,6 @@ class Quiet:
                 for handler in streams:
                     handler.setStream(original_stderr)
                 sys.stderr = original_stderr
-                self.warnings.extend(caught)
 
 
 def _stderr_handlers(stderr: Any) -> list[logging.StreamHandler]:
