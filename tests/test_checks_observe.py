@@ -229,7 +229,7 @@ def test_sleeps_files_and_loop_writes_are_observed_whatever_the_api():
 async def writes_in_a_worker_thread(url):
     import tempfile as tf
 
-    fd, name = await asyncio.to_thread(tf.mkstemp, dir=_DIR, suffix=".part")
+    fd, _ = await asyncio.to_thread(tf.mkstemp, dir=_DIR, suffix=".part")
     os.close(fd)
     await asyncio.to_thread(open(os.path.join(_DIR, "flushed"), "wb").close)
 
