@@ -285,6 +285,13 @@ async def records_without_the_first(session, url):
             yield json.loads(line)
 
 
+@wrong(check.stream_records, "decodes each line as Latin-1", problem="wrong-records")
+async def records_decoded_as_latin1(session, url):
+    async with session.get(url) as response:
+        async for line in response.content:
+            yield json.loads(line.decode("latin-1"))
+
+
 # --- Task 2: sha256_of -------------------------------------------------------------------
 
 
@@ -607,6 +614,12 @@ def test_a_global_buffer_is_seen_when_two_feeds_are_read_in_turns():
     _shared_buffer[0] = b""  # what an earlier run left there
     verdict = check.stream_records.diagnose(records_with_a_global_buffer)
     assert "The generators share state" in verdict.message, verdict.render()
+
+
+def test_a_record_decoded_wrongly_is_shown():
+    verdict = check.stream_records.diagnose(records_decoded_as_latin1)
+    assert "where the server sent" in verdict.message, verdict.render()
+    assert "decoded some other way" in verdict.message
 
 
 def test_memory_is_measured_even_when_tracemalloc_already_runs():

@@ -891,6 +891,18 @@ async def stream_with_a_tiny_sock_read(url, max_silence, handle_line):
     return count
 
 
+@wrong(check.stream_lines, "hands over str(line): the repr of bytes", problem="not-text")
+async def stream_handing_bytes_repr(url, max_silence, handle_line):
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=max_silence)
+    count = 0
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with session.get(url) as response:
+            async for line in response.content:
+                handle_line(str(line))
+                count += 1
+    return count
+
+
 # --- every answer, then what some messages say ------------------------------------------------
 
 

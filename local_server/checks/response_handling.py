@@ -481,6 +481,18 @@ def _expect_records(records: list[Any], expected: list[dict[str, Any]], what: st
             "the last one, whose line has no newline after it, was dropped.",
         )
     ids = [record.get("n") for record in records]
+    if ids == [record["n"] for record in expected]:
+        got, sent = next((a, b) for a, b in zip(records, expected, strict=True) if a != b)
+        key = next((k for k in sent if got.get(k) != sent[k]), None)
+        shown = (
+            f"{got.get(key)!r} where the server sent {sent[key]!r}" if key else f"{got!r:.60}"
+        )
+        raise table.broken(
+            "wrong-records",
+            f"from {what} stream_records yielded every record, in order, but record "
+            f"{sent['n']} holds {clip(shown, 80)}"
+            + (": the UTF-8 bytes were decoded some other way." if key == "word" else "."),
+        )
     raise table.broken(
         "wrong-records",
         f"from {what} stream_records yielded {plural(len(records), 'record')} numbered "
@@ -609,8 +621,9 @@ SHA256_OF = Task(
     Rule(
         "wrong-digest",
         "the SHA-256 of the body",
-        "the digest compared with the body's, and with the digests of its first and last "
-        "chunks and of the body decoded as text, on a text body and a binary one",
+        "the digest compared with the body's and with the digests of its first and last "
+        "chunks, on a body in one piece, a text body in pieces and binary bodies: which of "
+        "them come out right says what was hashed",
         "create one `hashlib.sha256()` before the loop, `update()` it with every chunk of "
         "bytes as it comes, and call `hexdigest()` once, after the loop.",
     ),

@@ -11,7 +11,10 @@ mechanism seen rather than guessing it. A call still running well past its limit
 by the check itself (``run_bounded``).
 
 Durations are compared with wall time only with generous bounds: a correct timeout ends a
-call at its limit, and a call counts as late only past ``LATE_FACTOR`` times it.
+call at its limit, and a call counts as late only past ``LATE_FACTOR`` times it, and then only
+with evidence (no limit at the deadline, a second request) unless past three times it. A
+timing verdict reached while the check's ticker saw the loop stand still (a loaded machine)
+is not trusted: the batch of calls runs again (``judged_with_retries``).
 """
 
 from __future__ import annotations
@@ -104,6 +107,8 @@ class PlanServer:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]
+        if token not in self.plans:
+            raise web.HTTPNotFound(text="no such plan: request the URL the check gave")
         plan, record = self.plans[token], self.records[token]
         record.requests += 1
         response: web.StreamResponse | None = None
@@ -256,9 +261,9 @@ def _timer_kind(callback: Any) -> str | None:
 class Limits:
     """Every timeout timer the learner's calls set on the check's loop, per call.
 
-    The loop's ``call_at`` is wrapped for the check: a timer scheduled while a learner call
-    runs (in its tasks, or in its connections' callbacks) whose callback is a timeout's is
-    recorded, and its callback notes when it fired. Nothing else changes.
+    The loop's ``call_at`` and ``call_later`` are wrapped for the check: a timer scheduled
+    while a learner call runs (in its tasks, or in its connections' callbacks) whose callback
+    is a timeout's is recorded, and its callback notes when it fired. Nothing else changes.
     """
 
     def __init__(self) -> None:
@@ -268,35 +273,53 @@ class Limits:
 
     def __enter__(self) -> Limits:
         loop = self._loop = asyncio.get_running_loop()
-        original = loop.call_at
+        original_at, original_later = loop.call_at, loop.call_later
+        nested = [False]  # a call_later that goes through call_at is recorded once
 
-        def call_at(when: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
+        def schedule(
+            schedule_original: Callable[..., Any], delay: float, when: float, callback: Any,
+            args: tuple, kwargs: dict,
+        ) -> Any:
             call = _CALL.get()
-            kind = _timer_kind(callback) if call is not None else None
+            kind = _timer_kind(callback) if call is not None and not nested[0] else None
             if kind is None:
-                return original(when, callback, *args, **kwargs)
-            now = loop.time()
-            seconds = max(0.0, when - now)
+                return schedule_original(when, callback, *args, **kwargs)
             owner = getattr(callback, "__self__", None)
+            seconds = max(0.0, delay)
             if isinstance(owner, TimeoutHandle) and owner._timeout:
                 seconds = owner._timeout  # what was asked: aiohttp rounds a long one up
-            limit = Limit(kind, seconds, now, call)
+            limit = Limit(kind, seconds, loop.time(), call)
 
             def fired(*fired_args: Any) -> Any:
                 limit.fired_at = loop.time()
                 return callback(*fired_args)
 
-            limit.handle = original(when, fired, *args, **kwargs)
+            nested[0] = True
+            try:
+                limit.handle = schedule_original(when, fired, *args, **kwargs)
+            finally:
+                nested[0] = False
             self.limits.append(limit)
             return limit.handle
 
+        def call_at(when: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
+            return schedule(original_at, when - loop.time(), when, callback, args, kwargs)
+
+        def call_later(delay: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
+            return schedule(
+                lambda _, cb, *a, **kw: original_later(delay, cb, *a, **kw),
+                delay, loop.time() + delay, callback, args, kwargs,
+            )
+
         loop.call_at = call_at  # type: ignore[method-assign]
+        loop.call_later = call_later  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         if self._loop is not None:
-            with contextlib.suppress(AttributeError):
-                del self._loop.call_at
+            for name in ("call_at", "call_later"):
+                with contextlib.suppress(AttributeError):
+                    delattr(self._loop, name)
 
     def new_call(self) -> int:
         self._next_call += 1
@@ -338,13 +361,14 @@ class Run:
 
 
 async def run_bounded(
-    task: str, learner: Any, args: tuple, give_up_after: float, limits: Limits | None = None
+    table: Task, learner: Any, args: tuple, give_up_after: float, limits: Limits | None = None
 ) -> Run:
     """Call ``learner(*args)``; stop it after ``give_up_after`` seconds if it is still running.
 
     A stub's NotImplementedError and the harness's own ``Mistake`` (for a plain ``def``) are
     raised again, so the harness reports them as usual; any other exception is returned.
     """
+    task = table.name
     loop = asyncio.get_running_loop()
     call_id = limits.new_call() if limits is not None else 0
     context = contextvars.copy_context()
@@ -360,11 +384,8 @@ async def run_bounded(
             call.exception()  # retrieved, so asyncio does not report it as lost
         return Run(False, seconds, call=call_id)
     if call.cancelled():
-        raise Mistake(
-            "cancelled",
-            f"{task} ended with CancelledError: something cancelled your own code.",
-            "to give up after a while, use a timeout (it raises TimeoutError); do not cancel "
-            "the task you are running in.",
+        raise table.broken(
+            "cancelled", f"{task} ended with CancelledError: something cancelled your own code."
         )
     error = call.exception()
     if isinstance(error, (NotImplementedError, Mistake)):
@@ -699,7 +720,7 @@ async def fetch_with_deadline(learner: Any, server: LocalServer, spy: SessionSpy
             fast_url, _ = plans.add(plan)
             fast_deadline = round(rng.uniform(2.5, 3.5), 2)
             before = spy.created
-            fast = await run_bounded(task, learner, (fast_url, fast_deadline), 4.0, limits)
+            fast = await run_bounded(table, learner, (fast_url, fast_deadline), 4.0, limits)
             _expect_body(fast, text, fast_deadline, limits)
             _expect_sessions_closed(table, task, spy, before, "after a call that succeeded")
 
@@ -737,10 +758,10 @@ async def _deadline_batch(
     in_time, silent, stall, trickle = await run_all(
         [
             run_bounded(
-                task, learner, (in_time_url, in_time_deadline), in_time_deadline + 1.5, limits
+                table, learner, (in_time_url, in_time_deadline), in_time_deadline + 1.5, limits
             ),
             *(
-                run_bounded(task, learner, (url, deadline), _give_up(deadline), limits)
+                run_bounded(table, learner, (url, deadline), _give_up(deadline), limits)
                 for url, deadline in zip(
                     (silent_url, stall_url, trickle_url), deadlines, strict=True
                 )
@@ -1107,7 +1128,7 @@ async def _explain_batch(
     results = await run_all(
         [
             run_bounded(
-                task, learner, (urls[name], scenarios[name][1]),
+                table, learner, (urls[name], scenarios[name][1]),
                 max(_give_up(scenarios[name][1]), 2.0), limits,
             )
             for name in urls
@@ -1318,7 +1339,8 @@ STREAM_LINES = Task(
     Rule(
         "limit-per-line",
         "only a silence of `max_silence` is a stall, not a slow line",
-        "a line sent in small pieces 0.09 s apart, taking longer than max_silence in all",
+        "a line sent in small pieces 0.09 s apart, taking longer than max_silence in all; "
+        "a silence limit that fired in a healthy stream",
         "a limit per line (`wait_for(readline(), max_silence)`) fires while bytes keep "
         "coming: limit each silence, `sock_read=max_silence`.",
     ),
@@ -1481,7 +1503,7 @@ async def _stream_batch(
     before = spy.created
     healthy, slow, stall, silent = await run_all(
         [
-            run_bounded(task, learner, (url, silence, recorder), give_up, limits)
+            run_bounded(table, learner, (url, silence, recorder), give_up, limits)
             for url, silence, recorder, give_up in zip(
                 urls, silences, recorders, give_ups, strict=True
             )
@@ -1537,6 +1559,12 @@ class _Stream:
                 "text.",
             )
         got = [line.rstrip("\r\n") if isinstance(line, str) else line for line in handed]
+        if got and all(isinstance(line, str) and line[:2] in ("b'", 'b"') for line in got):
+            raise table.broken(
+                "not-text",
+                f"{task} handed over {clip(repr(got[0]), 50)}: the text of a bytes object "
+                "(`str(line)`), not the line decoded.",
+            )
         if got != texts:
             self._wrong_lines(got, texts)
         if run.value != len(texts):
