@@ -424,6 +424,12 @@ async def sha_latin1_round_trip(session, url):
     return digest.hexdigest()
 
 
+@wrong(check.sha256_of, "hashes the text of the body", problem="wrong-digest")
+async def sha_of_the_text(session, url):
+    async with session.get(url) as response:
+        return hashlib.sha256((await response.text()).encode()).hexdigest()
+
+
 @wrong(check.sha256_of, "hashes only the first MiB", problem="wrong-digest")
 async def sha_first_mib(session, url):
     digest = hashlib.sha256()

@@ -233,6 +233,17 @@ async def deadline_each_try(url, deadline):
     raise AssertionError("unreachable")
 
 
+@wrong(check.fetch_with_deadline, "three tries, each with half the deadline", problem="too-late")
+async def deadline_three_short_tries(url, deadline):
+    for attempt in range(3):
+        try:
+            return await deadline_on_session(url, deadline / 2)
+        except TimeoutError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 @wrong(check.fetch_with_deadline, "closes the session only on success",
        problem="session-left-open")
 async def deadline_closes_on_success(url, deadline):
@@ -661,6 +672,18 @@ async def stream_rescheduled_with_decoder(url, max_silence, handle_line):
     if pending:
         handle_line(pending)
         count += 1
+    return count
+
+
+@correct(check.stream_lines, "hands each line over from a worker thread")
+async def stream_handing_over_in_a_thread(url, max_silence, handle_line):
+    count = 0
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=max_silence)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with session.get(url) as response:
+            async for line in response.content:
+                await asyncio.to_thread(handle_line, line.decode())
+                count += 1
     return count
 
 

@@ -43,7 +43,9 @@ from .rules import Mistake, Rule, Task
 from .timeouts import PlanRecord, PlanServer, Step, lines_every
 
 SEED = 0
-NDJSON = "application/x-ndjson"
+# An honest label, with its charset; the course server's /stream/{n} says application/json.
+NDJSON = "application/x-ndjson; charset=utf-8"
+JSON = "application/json"
 # How long a feed waits for the first record to be yielded before it sends the rest anyway:
 # a generator that streams yields it within milliseconds.
 FEED_GRACE_SECONDS = 1.0
@@ -92,19 +94,11 @@ class _Session:
     def __init__(self, table: Task, spy: SessionSpy) -> None:
         self.table = table
         self.spy = spy
-        self.requests = 0
-        trace = aiohttp.TraceConfig()
-
-        async def on_request_start(*_: Any) -> None:
-            self.requests += 1
-
-        trace.on_request_start.append(on_request_start)
-        self.session = aiohttp.ClientSession(trace_configs=[trace])
+        self.session = aiohttp.ClientSession()
         self._mark = spy.created
 
     def mark(self) -> None:
         self._mark = self.spy.created
-        self._requests_at_mark = self.requests
 
     def judge(self, what: str) -> None:
         """After a call: the given session was used, and is still open."""
@@ -263,23 +257,25 @@ class _Feeds:
         ]
         return plan, records
 
-    def plain(self, tag: str, count: int) -> tuple[list[Step], list[dict[str, Any]]]:
+    def plain(
+        self, tag: str, count: int, content_type: str
+    ) -> tuple[list[Step], list[dict[str, Any]]]:
         records = [_record(self.rng, i, tag) for i in range(count)]
         data = b"".join(_line(record) for record in records)
         cuts = sorted(self.rng.sample(range(1, len(data)), 4))
         pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
-        return [("head", NDJSON, None), *lines_every(pieces, PIECE_GAP_SECONDS)], records
+        return [("head", content_type, None), *lines_every(pieces, PIECE_GAP_SECONDS)], records
 
     def long(self, count: int) -> list[Step]:
         lines = [_line(_record(self.rng, i, "long")) for i in range(count)]
-        return [("head", NDJSON, None), *lines_every(lines, 0.02)]
+        return [("head", JSON, None), *lines_every(lines, 0.02)]
 
     def broken(self) -> tuple[list[Step], list[dict[str, Any]]]:
         records = [_record(self.rng, i, "broken") for i in range(3)]
         data = b"".join(_line(record) for record in records)
         half = _line(_record(self.rng, 3, "broken"))
         return [
-            ("head", NDJSON, len(data) + 4 * len(half)),
+            ("head", JSON, len(data) + 4 * len(half)),
             ("write", data),
             ("sleep", PIECE_GAP_SECONDS),
             ("write", half[: len(half) // 2]),
@@ -368,7 +364,7 @@ def _not_line_by_line(error: Exception) -> Exception:
     """Name what went to the JSON parser (or the decoder): the whole body, or not one line."""
     table = STREAM_RECORDS
     if isinstance(error, aiohttp.ContentTypeError):
-        return _json_on_ndjson(f"response.json() refused the feed's {NDJSON} type")
+        return _json_on_ndjson("response.json() refused the feed's type, application/x-ndjson")
     if _raised_in_response_json(error):
         return _json_on_ndjson(f"the parser stopped with {exception_text(error)}")
     where = learner_line(error)
@@ -503,8 +499,8 @@ def _expect_records(records: list[Any], expected: list[dict[str, Any]], what: st
 
 async def _expect_turns(learner: Any, given: _Session, feeds: _Feeds, plans: PlanServer) -> None:
     """Two generators on one session, read in turns, each yield their own feed."""
-    plan_a, records_a = feeds.plain("A", 5)
-    plan_b, records_b = feeds.plain("B", 7)
+    plan_a, records_a = feeds.plain("A", 5, JSON)
+    plan_b, records_b = feeds.plain("B", 7, NDJSON)
     url_a, _ = plans.add(plan_a)
     url_b, _ = plans.add(plan_b)
     given.mark()
@@ -703,7 +699,7 @@ async def sha256_of(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
                     [("head", content_type, len(body)), *_pieces(body, piece, gap=True)]
                 )
                 given.mark()
-                digest = await call_async("sha256_of", learner, given.session, url)
+                digest = await _hashed(learner, given.session, url)
                 given.judge(what.format(size=len(body)))
                 _expect_digest(digest, body, what, right, piece)
                 right.append(what.format(size=len(body)))
@@ -714,7 +710,7 @@ async def sha256_of(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
                 )
                 given.mark()
                 with PeakMemory() as memory:
-                    digest = await call_async("sha256_of", learner, given.session, url)
+                    digest = await _hashed(learner, given.session, url)
                 given.judge(f"a binary body of {_mib(len(body))}")
                 _expect_digest(digest, body, "a binary body of {size} bytes", right, 256 * 1024)
                 peaks.append(memory.peak)
@@ -734,6 +730,23 @@ async def sha256_of(learner: Any, server: LocalServer, spy: SessionSpy) -> str:
         f"{_mib(BIG_SIZE)} match, memory did not grow with the body, and a download that broke "
         "off raised."
     )
+
+
+async def _hashed(learner: Any, session: aiohttp.ClientSession, url: str) -> Any:
+    """The learner's digest of ``url``; decoding the body as text is named."""
+    try:
+        return await call_async("sha256_of", learner, session, url)
+    except UnicodeDecodeError as error:
+        where = learner_line(error)
+        raise SHA256_OF.broken(
+            "wrong-digest",
+            f"sha256_of raised UnicodeDecodeError ({error.reason}) on a binary body"
+            + (f", at {where}" if where else "")
+            + ": it decoded the body as text. A SHA-256 is of the bytes, and a binary body is "
+            "not text.",
+            "hash the bytes exactly as they arrive: `digest.update(chunk)`, with no "
+            "`text()`, decode() or encode() in between.",
+        ) from None
 
 
 async def _expect_download_break(

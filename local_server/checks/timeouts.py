@@ -744,7 +744,7 @@ async def _deadline_batch(
     task, table = "fetch_with_deadline", FETCH_WITH_DEADLINE
     in_time_deadline = round(rng.uniform(1.4, 1.7), 2)
     lines = [f"late line {i}\n".encode() for i in range(3)]
-    in_time_url, _ = plans.add(
+    in_time_url, in_time_record = plans.add(
         [("sleep", 0.45), ("head", UTF8_TEXT, None), *lines_every(lines, 0.1)]
     )
     deadlines = [round(rng.uniform(0.3, 0.4), 2) for _ in range(3)]
@@ -768,7 +768,7 @@ async def _deadline_batch(
             ),
         ]
     )
-    _expect_in_time(in_time, in_time_deadline, limits)
+    _expect_in_time(in_time, in_time_deadline, limits, in_time_record)
     stall_in_time = (
         stall.finished
         and isinstance(stall.error, TimeoutError)
@@ -823,7 +823,7 @@ def _expect_body(run: Run, text: str, deadline: float, limits: Limits) -> None:
         )
 
 
-def _expect_in_time(run: Run, deadline: float, limits: Limits) -> None:
+def _expect_in_time(run: Run, deadline: float, limits: Limits, record: PlanRecord) -> None:
     task, table = "fetch_with_deadline", FETCH_WITH_DEADLINE
     what = (
         "a server that answered after 0.45 s and finished by 0.8 s, with a deadline of "
@@ -833,6 +833,16 @@ def _expect_in_time(run: Run, deadline: float, limits: Limits) -> None:
         raise table.broken("timeout", f"{task} was {_stopped(run.seconds)}, for {what}.")
     if run.error is not None and isinstance(run.error, TimeoutError):
         fired = limits.fired(run.call)
+        if record.requests > 1 and run.seconds > deadline:
+            raise table.broken(
+                "too-late",
+                f"{task} raised {type(run.error).__name__} only after {run.seconds:.2f} s for "
+                f"{what}: the server received {record.requests} requests during that one call. "
+                + (f"Each try had {fired[0].describe()}, and " if fired else "")
+                + "the tries together outlasted the deadline.",
+                "one deadline for the whole call: no limit per try that is shorter, no new "
+                "deadline for a retry (put the tries inside one `asyncio.timeout(deadline)`).",
+            )
         evidence = (
             f": the limit that fired was {fired[0].describe()}, not the deadline you were given"
             if fired else ""
@@ -1390,6 +1400,7 @@ class LineRecorder:
     """The ``handle_line`` callback the check passes: each line, and what had been sent then."""
 
     record: PlanRecord
+    loop: asyncio.AbstractEventLoop
     limits: Limits | None = None
     max_silence: float = 0.0
     lines: list[Any] = field(default_factory=list)
@@ -1398,7 +1409,7 @@ class LineRecorder:
     overall: list[Limit] = field(default_factory=list)
 
     def __call__(self, line: Any) -> None:
-        now = asyncio.get_running_loop().time()
+        now = self.loop.time()  # handle_line may be called from another thread
         self.lines.append(line)
         self.times.append(now)
         self.sent_then.append(self.record.sent if not self.record.complete else -1)
@@ -1492,11 +1503,12 @@ async def _stream_batch(
         [("head", UTF8_TEXT, None), ("write", b"line 1\nline 2\n"), ("hold",)]
     )
     silent_url, silent_record = plans.add([("hold",)])
+    loop = asyncio.get_running_loop()
     recorders = [
-        LineRecorder(healthy_record, limits, silences[0]),
-        LineRecorder(slow_record),
-        LineRecorder(stall_record),
-        LineRecorder(silent_record),
+        LineRecorder(healthy_record, loop, limits, silences[0]),
+        LineRecorder(slow_record, loop),
+        LineRecorder(stall_record, loop),
+        LineRecorder(silent_record, loop),
     ]
     urls = (healthy_url, slow_url, stall_url, silent_url)
     give_ups = (3.0, 3.0, _give_up(silences[2]), _give_up(silences[3]))
