@@ -533,6 +533,8 @@ def _never_awaited(quiet: Quiet) -> str:
             continue  # made before the check ran: not this answer's
         name = message.split("'")[1] if message.count("'") >= 2 else "a coroutine"
         where = _origin_line(message)
+        if "<locals>" in name and where:  # a function the check handed over: quote the call
+            return f"{where} calls a coroutine function without `await`, so it never ran."
         return (
             f"`{name}()` was called without `await`{' at ' + where if where else ''}, so it "
             "never ran."
