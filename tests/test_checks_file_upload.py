@@ -770,10 +770,15 @@ def test_a_file_aiohttp_would_close_is_still_named_on_the_early_failure():
     assert "only once the request is under way" in verdict.message
 
 
+def _seconds(task, fn) -> float:
+    started = time.monotonic()
+    assert task.diagnose(fn).passed
+    return time.monotonic() - started
+
+
 def test_a_correct_answer_takes_under_three_seconds():
+    # The best of two runs: another process's burst of CPU on a shared machine is not ours.
     for fn, task in ((form_with_open_file, check.upload_form),
                      (large_file_object, check.upload_large),
                      (progress_generator, check.upload_with_progress)):  # fmt: skip
-        started = time.monotonic()
-        assert task.diagnose(fn).passed
-        assert time.monotonic() - started < 3
+        assert min(_seconds(task, fn), _seconds(task, fn)) < 3

@@ -718,10 +718,15 @@ def test_the_typed_receive_names_what_arrived():
     assert "a BINARY message arrived" in verdict.message
 
 
+def _seconds(task, fn) -> float:
+    started = time.monotonic()
+    assert task.diagnose(fn).passed
+    return time.monotonic() - started
+
+
 def test_a_correct_answer_takes_under_three_seconds():
+    # The best of two runs: another process's burst of CPU on a shared machine is not ours.
     for fn, task in ((collect_async_for, check.collect_push),
                      (texts_heartbeat, check.receive_texts),
                      (chat_taskgroup, check.chat)):  # fmt: skip
-        started = time.monotonic()
-        assert task.diagnose(fn).passed
-        assert time.monotonic() - started < 3
+        assert min(_seconds(task, fn), _seconds(task, fn)) < 3

@@ -866,11 +866,20 @@ UPLOAD_LARGE = Task(
     _rule_left_open_on_error(STREAM_FAILURES),
     _rule_error_swallowed(STREAM_FAILURES),
 )
-LARGE_SIZES = (16 * 2**20 + 12_345, 9 * 2**20 + 777)
+LARGE_SIZES = (12 * 2**20 + 12_345, 7 * 2**20 + 777)
 
 
 def _binary(rng: random.Random, size: int) -> bytes:
     return b"\x89BIN\r\n\x1a\n" + rng.randbytes(size - 8)
+
+
+def _failing_scenarios(rng: random.Random) -> list[Scenario]:
+    """A drop after ABORT_AT of a 3 MiB body, and a session closed before anything is sent."""
+    dropped = Scenario(f"cut-{rng.getrandbits(24):06x}.bin", _binary(rng, 3 * 2**20 + 3),
+                       abort_at=ABORT_AT, fails="dropped")  # fmt: skip
+    early = Scenario(f"early-{rng.getrandbits(24):06x}.bin", _binary(rng, 70_001),
+                     fails="closed-session")  # fmt: skip
+    return [dropped, early]
 
 
 @check(UPLOAD_LARGE, timeout=20)
@@ -881,9 +890,7 @@ async def upload_large(learner: Any, server: LocalServer, spy: SessionSpy) -> st
         scenario = Scenario(f"large-{rng.getrandbits(24):06x}.bin", _binary(rng, size))
         call = await _run("upload_large", learner, scenario, spy, memory=True)
         _judge_streamed(UPLOAD_LARGE, "upload_large", call, scenario)
-    for fails in ("dropped", "closed-session"):
-        failing = Scenario(f"cut-{rng.getrandbits(24):06x}.bin", _binary(rng, 4 * 2**20 + 3),
-                           abort_at=ABORT_AT, fails=fails)  # fmt: skip
+    for failing in _failing_scenarios(rng):
         await _judge_failed_upload(UPLOAD_LARGE, "upload_large", learner, failing, spy)
     return (
         f"two files ({', '.join(f'{s / 2**20:.1f} MiB' for s in LARGE_SIZES)}) arrived whole, "
@@ -932,7 +939,7 @@ UPLOAD_WITH_PROGRESS = Task(
     Rule(
         "whole-file-in-memory",
         "bounded memory: below half the file's size",
-        "tracemalloc's peak of Python's memory, on a 10 MiB file",
+        "tracemalloc's peak of Python's memory, on an 8 MiB file",
         "never read the file whole: yield chunks read one at a time, "
         "`await asyncio.to_thread(file.read, size)`.",
     ),
@@ -1000,7 +1007,7 @@ UPLOAD_WITH_PROGRESS = Task(
         "count every chunk, the last (shorter) one too, and call on_progress after it.",
     ),
 )
-PROGRESS_SIZES = (3 * 2**20 + 4_321, 10 * 2**20 + 1)
+PROGRESS_SIZES = (3 * 2**20 + 4_321, 8 * 2**20 + 1)
 
 
 @check(UPLOAD_WITH_PROGRESS, timeout=15)
@@ -1020,14 +1027,12 @@ async def upload_with_progress(learner: Any, server: LocalServer, spy: SessionSp
         )
         _judge_streamed(table, task, call, scenario)
         _judge_progress(calls, call.handed, scenario, throttled=index == 0)
-    for fails in ("dropped", "closed-session"):
-        failing = Scenario(f"cut-{rng.getrandbits(24):06x}.bin", _binary(rng, 4 * 2**20 + 5),
-                           abort_at=ABORT_AT, fails=fails)  # fmt: skip
+    for failing in _failing_scenarios(rng):
         await _judge_failed_upload(
             table, task, learner, failing, spy, on_progress=_recorder([])
         )
     return (
-        "two files (3 MiB on a slow server, 10 MiB) arrived whole, in bounded memory, read off "
+        "two files (3 MiB on a slow server, 8 MiB) arrived whole, in bounded memory, read off "
         "the loop and closed; progress rose with what aiohttp had been given, up to the "
         "file's size; a dropped connection raised, with the file closed."
     )
