@@ -136,9 +136,43 @@ class TrustGuard:
         self.certifi_path = self.certifi_where() if self.certifi_where else None
         self.certifi_bytes = _read(self.certifi_path)
         self.evidence: list[str] = []
+        self._probed_with: tuple[Any, ...] | None = None
+        self._made_now: list[str] = []
 
     def probe(self) -> list[str]:
         """The ways a context made now, not by the learner's session, trusts the CA."""
+        key = self._inputs()
+        if key != self._probed_with:  # what a fresh context is made from has changed
+            self._probed_with, self._made_now = key, self._fresh_contexts_trust()
+        found = list(self._made_now)
+        connector = sys.modules.get("aiohttp.connector")
+        shared = getattr(connector, "_SSL_CONTEXT_VERIFIED", None)
+        if isinstance(shared, ssl.SSLContext) and _handshake_ok(shared, self._server):
+            found.append(
+                "aiohttp's shared default context trusts the CA (every session's ssl=True)"
+            )
+        for reason in found:
+            if reason not in self.evidence:
+                self.evidence.append(reason)
+        return found
+
+    def _inputs(self) -> tuple[Any, ...]:
+        """Everything a fresh default or certifi context is built from (loading one costs
+        tens of milliseconds: the probe makes new ones only when one of these changed)."""
+        paths = ssl.get_default_verify_paths()
+        try:
+            bundle = self._certifi.where() if self._certifi is not None else None
+        except Exception:  # a learner's replacement that fails
+            bundle = None
+        files = [paths.cafile, paths.capath, bundle, *(os.environ.get(n) for n in TRUST_ENV)]
+        return (
+            tuple(os.environ.get(name) for name in TRUST_ENV),
+            tuple(id(getattr(ssl, name, None)) for name in SSL_NAMES),
+            bundle,
+            tuple(_stamp(path) for path in files),
+        )
+
+    def _fresh_contexts_trust(self) -> list[str]:
         found: list[str] = []
         made = self._made(lambda: ssl.create_default_context())
         if made is not None and _handshake_ok(made, self._server):
@@ -154,15 +188,6 @@ class TrustGuard:
                 found.append(
                     "certifi's bundle now holds the CA (every `cafile=certifi.where()` trusts it)"
                 )
-        connector = sys.modules.get("aiohttp.connector")
-        shared = getattr(connector, "_SSL_CONTEXT_VERIFIED", None)
-        if isinstance(shared, ssl.SSLContext) and _handshake_ok(shared, self._server):
-            found.append(
-                "aiohttp's shared default context trusts the CA (every session's ssl=True)"
-            )
-        for reason in found:
-            if reason not in self.evidence:
-                self.evidence.append(reason)
         return found
 
     def _made(self, make: Callable[[], ssl.SSLContext]) -> ssl.SSLContext | None:
@@ -218,6 +243,17 @@ def _import_certifi() -> Any:
     except ImportError:  # pragma: no cover - certifi is installed with the course
         return None
     return certifi
+
+
+def _stamp(path: str | None) -> tuple[Any, ...] | None:
+    """A file's or folder's identity and last change, or None if there is none."""
+    if not path:
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (path, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def _read(path: str | None) -> bytes | None:
