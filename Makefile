@@ -1,51 +1,45 @@
 # The two commands a learner needs: `make lab` and `make test`. Each builds .venv on first use
-# (and again whenever requirements.txt or pyproject.toml is newer than the venv).
+# (and again whenever requirements.txt, pyproject.toml or the Jupyter settings are newer than
+# the venv). The work is done by course.py, which Windows learners run directly:
+# `py course.py lab`.
 
 PYTHON ?= python3
-VENV := .venv
-BIN := $(VENV)/bin
-STAMP := $(VENV)/.requirements-installed
+COURSE := $(PYTHON) course.py
 LAB_ARGS ?=
-# Jupyter refuses to run as root (containers, some VMs) unless told it is deliberate.
-ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
 PYTEST_ARGS ?=
 
-# The kernel's debugger otherwise warns about frozen modules on every start.
-export PYDEVD_DISABLE_FILE_VALIDATION := 1
+.PHONY: setup lab test lint outputs exercises site bench clean
 
-.PHONY: lab test lint outputs exercises bench clean
+## make setup: build (or refresh) .venv only
+setup:
+	$(COURSE) setup
 
-$(STAMP): requirements.txt pyproject.toml jupyter/overrides.json jupyter/jupyter_server_config.json
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "This course needs Python 3.11 or newer, and $(PYTHON) is " + sys.version.split()[0] + ". Try: make PYTHON=python3.11 ...")'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -r requirements.txt
-	$(BIN)/python -m coursetools.jupyter_setup
-	touch $@
-
-## make lab: open the course in JupyterLab (start with notebooks/00_asyncio_in_jupyter.ipynb)
-lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=. $(ALLOW_ROOT) $(LAB_ARGS)
+## make lab: open the course in JupyterLab, on lesson 00
+lab:
+	$(COURSE) lab $(LAB_ARGS)
 
 ## make test: lint, server and checker unit tests, notebooks under nbval, exercises executed
-test: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test:
+	$(COURSE) test $(PYTEST_ARGS)
 
-lint: $(STAMP)
-	$(BIN)/ruff check .
+lint:
+	$(COURSE) lint
 
 ## make outputs: re-execute lessons and solutions in place, then regenerate the exercises
-outputs: $(STAMP)
-	$(BIN)/python -m coursetools.execute notebooks solutions
-	$(BIN)/python -m coursetools.make_exercises
+outputs:
+	$(COURSE) outputs
 
 ## make exercises: regenerate exercises/ from solutions/ (no execution)
-exercises: $(STAMP)
-	$(BIN)/python -m coursetools.make_exercises
+exercises:
+	$(COURSE) exercises
 
-## make bench: time every notebook and the server (a benchmark, not a test)
-bench: $(STAMP)
-	$(BIN)/python -m coursetools.bench
+## make site: build the course website from the stored notebooks into _build/site
+site:
+	$(COURSE) site
+
+## make bench: time every notebook, the server and a workshop's load (a benchmark, not a test)
+bench:
+	$(COURSE) bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	$(COURSE) clean
