@@ -7,7 +7,7 @@ import random
 
 from aiohttp import web
 
-from . import faults, files, httpbin, httpbin_auth, httpbin_formats, websockets
+from . import faults, files, httpbin, httpbin_auth, httpbin_formats, ratelimit, websockets
 from .errors import json_errors
 from .hardening import close_unread_compressed
 from .learners import PerLearner
@@ -26,7 +26,7 @@ MAX_BODY_BYTES = 1024 * 1024
 
 # Each module holds one family of endpoints: a ``routes`` table, and optionally a
 # ``setup(app)`` that adds the state and start-up/shutdown hooks those endpoints need.
-ENDPOINT_MODULES = (httpbin, httpbin_auth, httpbin_formats, faults, files, websockets)
+ENDPOINT_MODULES = (httpbin, httpbin_auth, httpbin_formats, faults, files, websockets, ratelimit)
 
 
 def create_app(
