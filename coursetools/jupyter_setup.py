@@ -3,7 +3,7 @@
 Copies ``jupyter/overrides.json`` (no Jupyter-news pop-up, the notebook's kernel started without
 a "Select Kernel" dialog) into ``{prefix}/share/jupyter/lab/settings/`` and
 ``jupyter/jupyter_server_config.json`` (build leftovers hidden from the file browser, lesson 00
-opened first) into ``{prefix}/etc/jupyter/jupyter_server_config.d/``, for the Python running
+opened first) into ``{prefix}/etc/jupyter/``, for the Python running
 it: the course's ``.venv``, a Binder image, a devcontainer. A learner's own settings still win.
 """
 
@@ -18,7 +18,8 @@ from .notebooks import ROOT
 SOURCES = ROOT / "jupyter"
 TARGETS = {
     "overrides.json": Path("share/jupyter/lab/settings/overrides.json"),
-    "jupyter_server_config.json": Path("etc/jupyter/jupyter_server_config.d/aiohttp-course.json"),
+    # Not the .d folder: Jupyter Server reads only extension switches from there.
+    "jupyter_server_config.json": Path("etc/jupyter/jupyter_server_config.json"),
 }
 
 
