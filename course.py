@@ -73,7 +73,11 @@ def ensure_venv() -> None:
 
 def lab(args: list[str]) -> None:
     extra = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
-    run(BIN / "jupyter", "lab", "--notebook-dir=.", *extra, *args)
+    command = [str(BIN / "jupyter"), "lab", "--notebook-dir=.", *extra, *args]
+    if os.name == "posix":  # become JupyterLab: Ctrl-C and signals reach it, nothing is left
+        os.chdir(ROOT)
+        os.execve(command[0], command, environment())
+    run(*command)
 
 
 def test(args: list[str]) -> None:
