@@ -89,3 +89,11 @@ def no_errors_logged(caplog):
         if r.levelno >= logging.ERROR and r.name.startswith(LOGGERS_THAT_MUST_STAY_QUIET)
     ]  # fmt: skip
     assert not errors, [r.getMessage() for r in errors]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item (``item.rep_call``), for fixtures to read."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
