@@ -15,7 +15,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .notebooks import ROOT
+ROOT = Path(__file__).resolve().parent.parent
 
 PYTHONS = ("3.11", "3.12", "3.13", "3.14", "3.15")
 PLATFORMS = {

@@ -93,7 +93,7 @@ async def fields_numbers_real(request):
         raise json_error(web.HTTPBadRequest, "corps illisible : ce n'est pas du JSON") from None
     problems = []
     if not isinstance(data, dict):
-        raise json_error(web.HTTPBadRequest, "un objet JSON est attendu")
+        raise json_error(web.HTTPBadRequest, "un objet JSON est attendu")  # codespell:ignore
     if not isinstance(data.get("name"), str) or not data["name"].strip():
         problems.append("nom vide")
     if not isinstance(data.get("price"), numbers.Real) or isinstance(data.get("price"), bool):
