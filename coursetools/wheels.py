@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -35,12 +36,13 @@ def uv() -> str:
 
 def check(python: str, platform: str, requirements: Path) -> str:
     """'' if ``requirements`` installs from wheels for that target, else uv's reason."""
-    result = subprocess.run(
-        [uv(), "pip", "compile", str(requirements), "--python-version", python,
-         "--python-platform", platform, "--only-binary", ":all:", "--no-header", "--quiet",
-         "--output-file", "-"],
-        capture_output=True, text=True, cwd=ROOT,
-    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as scratch:
+        result = subprocess.run(
+            [uv(), "pip", "compile", str(requirements), "--python-version", python,
+             "--python-platform", platform, "--only-binary", ":all:", "--no-header", "--quiet",
+             "--output-file", str(Path(scratch) / "resolved.txt")],
+            capture_output=True, text=True, cwd=ROOT,
+        )  # fmt: skip
     if result.returncode == 0:
         return ""
     lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]

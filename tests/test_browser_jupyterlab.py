@@ -1,8 +1,9 @@
 """The course as a learner uses it: JupyterLab's own UI in a real Chromium.
 
 JupyterLab is started exactly as ``make lab`` starts it (``course.py lab``), on a free loopback
-port with a fixed token, no browser of its own, and a fresh home directory. Everything after
-that goes through the UI: the file browser, the menus, the dialogs, the editor. Each notebook
+port with a fixed token, no browser of its own, and a fresh home directory (whose only user
+setting turns autosave off, so that running a notebook never rewrites it). Everything after
+that goes through the UI: the file browser, the menus and their dialogs, the editor. Each notebook
 is run with "Restart Kernel and Run All Cells"; then its outputs are read from the page (each
 prompt's ``textContent``: JupyterLab skips drawing cells off screen). The notebooks are closed
 without saving, and the working tree is left as it was. A failing test saves a screenshot.
@@ -45,12 +46,18 @@ class Lab:
     def __init__(self, home: Path) -> None:
         self.port = _free_port()
         self.home = home
+        settings = home / "lab-settings"
+        # The test's own user setting: no autosave, so running a notebook never writes it.
+        autosave = settings / "@jupyterlab" / "docmanager-extension" / "plugin.jupyterlab-settings"
+        autosave.parent.mkdir(parents=True)
+        autosave.write_text(json.dumps({"autosave": False}))
         env = dict(
             os.environ,
             HOME=str(home),
             JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
             JUPYTER_RUNTIME_DIR=str(home / "runtime"),
             JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+            JUPYTERLAB_SETTINGS_DIR=str(settings),
         )
         command = [
             sys.executable, "course.py", "lab", "--no-browser", f"--port={self.port}",
@@ -131,18 +138,33 @@ def menu(page, *path: str) -> None:
         page.locator(".lm-Menu-itemLabel", has_text=label).first.click()
 
 
-def open_in_file_browser(page, folder: str, name: str) -> bytes:
-    """Open ``folder/name`` by double-clicking through the file browser; the file's bytes."""
+def open_notebook(page, folder: str, name: str) -> bytes:
+    """Open ``folder/name`` with File > Open from Path; the file's bytes, before it ran."""
     stored = (ROOT / folder / name).read_bytes()
-    page.locator(".jp-BreadCrumbs-home").first.click()
-    page.locator(".jp-DirListing-item", has_text=folder).first.dblclick()
-    page.locator(".jp-DirListing-item", has_text=name).first.dblclick()
+    menu(page, "File", "Open from Path")
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator("input").fill(f"{folder}/{name}")
+    dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
     page.wait_for_function(
-        f"() => document.querySelector('{ACTIVE}') && document.title.startsWith({name[:10]!r})",
+        """path => {
+            const tab = document.querySelector('.lm-DockPanel .lm-TabBar-tab.lm-mod-current');
+            return tab && (tab.title || '').includes('Path: ' + path);
+        }""",
+        arg=f"{folder}/{name}",
         timeout=30_000,
     )
     wait_for_idle_kernel(page)
     return stored
+
+
+def file_browser_listing(page) -> set[str]:
+    """The names the file browser shows at the course's root (its home button)."""
+    page.locator(".jp-BreadCrumbs-home").first.click()
+    page.wait_for_function(
+        "() => document.querySelector('.jp-BreadCrumbs').textContent.replace(/\\s/g, '') === '/'"
+    )
+    page.wait_for_timeout(300)
+    return set(page.locator(".jp-DirListing-itemName").all_text_contents())
 
 
 def wait_for_idle_kernel(page, timeout: float = 60) -> None:
@@ -246,9 +268,7 @@ class TestFreshStart:
         page.wait_for_timeout(1500)  # a "Select Kernel" or news dialog would be up by now
         assert page.locator(".jp-Dialog").count() == 0, page.locator(".jp-Dialog").all_inner_texts()
         assert page.locator(".jp-Notification-Toast").count() == 0
-        page.locator(".jp-BreadCrumbs-home").first.click()
-        page.wait_for_timeout(500)
-        names = set(page.locator(".jp-DirListing-itemName").all_text_contents())
+        names = file_browser_listing(page)
         assert {"notebooks", "exercises", "solutions", "local_server", "README.md"} <= names
         leftovers = {n for n in names if n.endswith(".egg-info") or n in {"build", "_build"}}
         assert not leftovers
@@ -262,7 +282,7 @@ def _runs(folder: Path) -> list:
 class TestLessons:
     @pytest.mark.parametrize("path", _runs(LESSONS))
     def test_restart_and_run_all(self, page, path):
-        stored = open_in_file_browser(page, "notebooks", path.name)
+        stored = open_notebook(page, "notebooks", path.name)
         run_all(page)
         judge_run(page, path)
         close_without_saving(page, path, stored)
@@ -271,7 +291,7 @@ class TestLessons:
 class TestSolutions:
     @pytest.mark.parametrize("path", _runs(SOLUTIONS))
     def test_restart_and_run_all_and_every_check_passes(self, page, path):
-        stored = open_in_file_browser(page, "solutions", path.name)
+        stored = open_notebook(page, "solutions", path.name)
         run_all(page)
         judge_run(page, path)
         verdicts = [
@@ -328,7 +348,7 @@ def run_cell(page, index: int) -> str:
 class TestExercise:
     def test_a_stub_a_model_answer_and_a_wrong_one(self, page):
         path = EXERCISES / "00_asyncio_in_jupyter.ipynb"
-        stored = open_in_file_browser(page, "exercises", path.name)
+        stored = open_notebook(page, "exercises", path.name)
         run_all(page)
         code = [c for c in cells_on_page(page) if c["code"]]
         verdicts = [o["text"] for c in code for o in c["outputs"] if o["text"][:1] in "✅❌⏳"]
