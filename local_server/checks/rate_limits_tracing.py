@@ -93,6 +93,9 @@ class Call:
     result: Any = None
     error: BaseException | None = None
     finished_at: float | None = None
+    finished: bool = False
+    # Set when the call's own sleeps show it will run far longer than it may: stop waiting.
+    overrun: asyncio.Event = field(default_factory=asyncio.Event)
     log: dict[str, Any] = field(default_factory=dict)
     sessions: list[aiohttp.ClientSession] = field(default_factory=list)
 
@@ -144,8 +147,16 @@ def _seconds(value: str | None) -> float | None:
 
 def _note_sleep(sleep: observe.Sleep) -> None:
     call = _CALL.get()
-    if call is not None:
-        call.sleeps.append((sleep.at, sleep.at + sleep.delay, sleep.task))
+    if call is None:
+        return
+    wake = sleep.at + sleep.delay
+    call.sleeps.append((sleep.at, wake, sleep.task))
+    jitter = call.options.get("jitter")
+    refusals = [s for s in call.sent if s.status == 429 and s.end is not None]
+    if jitter is not None and refusals:
+        until = max((s.end or 0.0) + (s.retry_after or 1.0) for s in refusals)
+        if wake > until + jitter + 1.0:
+            call.overrun.set()  # asked to sleep far past the pause: judge now
 
 
 @contextlib.contextmanager
@@ -225,8 +236,14 @@ async def _run_calls(
     calls: list[Call],
     make_args: Callable[[Call], tuple[Any, ...]],
     patience: float,
-) -> None:
-    """Run every call at once, each in its own context; leave no learner task behind."""
+    *,
+    partial: bool = False,
+) -> bool:
+    """Run every call at once, each in its own context; leave no learner task behind.
+
+    Returns whether some call was still running after ``patience`` seconds (with ``partial``;
+    otherwise that is the timeout Mistake): the check then judges what it saw so far.
+    """
     loop = asyncio.get_running_loop()
     before = asyncio.all_tasks(loop)
 
@@ -239,26 +256,35 @@ async def _run_calls(
             raise
         except Exception as exc:
             call.error = exc
-        finally:
-            call.finished_at = loop.time()
+        call.finished = True
+        call.finished_at = loop.time()
 
     runners = [asyncio.ensure_future(one(call)) for call in calls]
+    overruns = [asyncio.ensure_future(call.overrun.wait()) for call in calls]
     try:
-        done, pending = await asyncio.wait(runners, timeout=patience)
+        everything = asyncio.ensure_future(asyncio.wait(runners))
+        await asyncio.wait([everything, *overruns], timeout=patience, return_when="FIRST_COMPLETED")
+        everything.cancel()
+        done = {runner for runner in runners if runner.done()}
+        pending = set(runners) - done
         for runner in done:
             error = runner.exception()
             if isinstance(error, (NotImplementedError, Mistake)):
                 raise error
-        if pending:
+        if pending and not partial:
             raise _timed_out(task, patience)
-        await asyncio.sleep(0.3)  # time for a task left running to show itself
+        if not pending:
+            await asyncio.sleep(0.3)  # time for a task left running to show itself
+        return bool(pending)
     finally:
+        for waiter in overruns:
+            waiter.cancel()
         for runner in runners:
             runner.cancel()
         leftovers = [t for t in asyncio.all_tasks(loop) - before if t is not asyncio.current_task()]
         for leftover in leftovers:
             leftover.cancel()
-        await asyncio.wait([*runners, *leftovers], timeout=2.0)
+        await asyncio.wait([*runners, *overruns, *leftovers], timeout=2.0)
         for leftover in leftovers:
             if leftover.done() and not leftover.cancelled():
                 leftover.exception()  # retrieved: a leftover's error is not the verdict's
@@ -514,7 +540,7 @@ def _judge_rate(call: Call, rate: float, burst: int) -> None:
     client = call.starts
     limit = f"with rate={rate:g}, burst={burst}"
     over_server, i, j = _excess(server, rate, burst)
-    over_client, _, _ = _excess(client, rate, burst)
+    over_client, ci, cj = _excess(client, rate, burst)
     if over_server <= TOLERATED_EXTRA or over_client <= TOLERATED_EXTRA:
         return  # within the limit, or bunched up by the server's side only
     count, span = j - i + 1, server[j] - server[i]
@@ -527,7 +553,7 @@ def _judge_rate(call: Call, rate: float, burst: int) -> None:
             f"{kinds} objects for {len(call.urls)} URLs: a limiter per task (or per request) "
             "limits nothing.",
         )
-    together = _woke_together(call)
+    together = _woke_together(call, client[ci], client[cj])
     if together >= 3:
         raise FETCH_ALL.broken(
             "limiter-per-task",
@@ -592,9 +618,12 @@ def _follows_ends(call: Call) -> bool:
     return coupled >= 0.8 * len(starts)
 
 
-def _woke_together(call: Call) -> int:
-    """The most tasks whose asked sleeps end within 2 ms of each other."""
-    ends = sorted((end, id(task)) for _at, end, task in call.sleeps if end - _at > 0.001)
+def _woke_together(call: Call, first: float, last: float) -> int:
+    """The most tasks whose asked sleeps end within 2 ms of each other, in [first, last]."""
+    ends = sorted(
+        (end, id(task)) for at, end, task in call.sleeps
+        if end - at > 0.001 and first - 0.005 <= end <= last + 0.005
+    )  # fmt: skip
     best = 0
     for index, (end, _) in enumerate(ends):
         tasks = {task for other, task in ends[index:] if other - end <= 0.002}
@@ -733,8 +762,10 @@ POLITE_SCENARIOS = (
     ("b", 5.0, 5, 0.05, 10, 5, 0.5),
 )
 POLITE_FAILING = ("mid", 6, 2, 3)  # name, requests, concurrency, the index that fails
-# A request this soon after a 429 was read may have been on its way already.
+# A request this soon after a pause's end counts as coming back from it.
 GRACE = 0.02
+# A correct call takes about two seconds; after this, the check judges what it has seen.
+POLITE_PATIENCE = 6.0
 
 
 @check(POLITELY, timeout=20)
@@ -762,37 +793,32 @@ async def fetch_politely(learner: Any, server: LocalServer, spy: SessionSpy) -> 
                 )
             )
         mine = spy.created
-        with _listening():
-            await _run_calls(
-                "fetch_politely", learner, calls, lambda c: (sessions[c.name], c.urls), 12.0
-            )
+        saved = random.getstate()
+        random.seed(f"{SEED}-fetch_politely")  # the learner's jitter: a verdict repeats
+        try:
+            with _listening():
+                overtime = await _run_calls(
+                    "fetch_politely", learner, calls, lambda c: (sessions[c.name], c.urls),
+                    POLITE_PATIENCE, partial=True,
+                )
+        finally:
+            random.setstate(saved)
         for call in calls:
             call.log = await _log(helper, server, call.key)
     _own_sessions(POLITELY, spy, mine)
     by_name = {call.name: call for call in calls}
-    for name, *_rest in POLITE_SCENARIOS:
-        _judge_concurrency_limit(by_name[name])
-    for name, *_rest in POLITE_SCENARIOS:
-        call = by_name[name]
-        what = _polite_what(call)
-        if call.error is not None:
-            raise _raised(POLITELY, call, what)
-        if isinstance(call.result, list) and any(
-            isinstance(body, dict) and body.get("error") == "Too Many Requests"
-            for body in call.result
-        ):
-            raise POLITELY.broken(
-                "gave-up",
-                f"{what}, fetch_politely returned the server's 429 error body as a result "
-                "instead of trying again.",
-            )
-    for name, *_rest in POLITE_SCENARIOS:
-        _judge_pauses(by_name[name])
-    for name, *_rest in POLITE_SCENARIOS:
-        call = by_name[name]
+    scenarios = [by_name[name] for name, *_rest in POLITE_SCENARIOS]
+    for call in scenarios:
+        _judge_concurrency_limit(call)
+    for call in scenarios:
+        _judge_gave_up(call)
+    _judge_pauses(scenarios)
+    for call in scenarios:
+        _judge_resumption(call)
+    if overtime:
+        raise _timed_out("fetch_politely", POLITE_PATIENCE)
+    for call in scenarios:
         _expect_results(POLITELY, call, _polite_what(call))
-    for name, *_rest in POLITE_SCENARIOS:
-        _judge_resumption(by_name[name])
     _judge_polite_failure(by_name["mid"])
     refused = sum(s.status == 429 for call in calls for s in call.sent)
     return (
@@ -800,6 +826,21 @@ async def fetch_politely(learner: Any, server: LocalServer, spy: SessionSpy) -> 
         "code had read, by any task; the tasks came back jittered, no later than asked; "
         "concurrency kept to its bound; a 500 raised."
     )
+
+
+def _judge_gave_up(call: Call) -> None:
+    what = _polite_what(call)
+    if call.error is not None:
+        raise _raised(POLITELY, call, what)
+    if isinstance(call.result, list) and any(
+        isinstance(body, dict) and body.get("error") == "Too Many Requests"
+        for body in call.result
+    ):
+        raise POLITELY.broken(
+            "gave-up",
+            f"{what}, fetch_politely returned the server's 429 error body as a result instead "
+            "of trying again.",
+        )
 
 
 def _polite_what(call: Call) -> str:
@@ -829,34 +870,46 @@ def _refusals(call: Call) -> list[Sent]:
     )
 
 
-def _judge_pauses(call: Call) -> None:
-    what = _polite_what(call)
-    origin = min(call.starts, default=0.0)
-    for refusal in _refusals(call):
-        told = refusal.retry_after if refusal.retry_after is not None else 1.0
-        read, until = refusal.end or 0.0, (refusal.end or 0.0) + told
-        # Strictly after the read: a task that checks the pause right before it sends cannot
-        # start a request between another task's reading a 429 and its setting the pause.
-        early = [s for s in call.sent if read < s.start < until - 0.005]
-        if not early:
-            continue
+def _judge_pauses(calls: list[Call]) -> None:
+    """Requests sent during a pause the code had read: by a refused task first, then others."""
+    found = [(call, refusal, early) for call in calls for refusal, early in _early_sends(call)]
+    for call, refusal, early in found:
         own = [s for s in early if s.task is refusal.task]
-        at = f"{read - origin:.2f} s"
         if own:
-            gap = own[0].start - read
+            told = refusal.retry_after if refusal.retry_after is not None else 1.0
+            origin = min(call.starts)
             raise POLITELY.broken(
                 "retry-after-ignored",
-                f"{what}, a task was refused at {at} with `Retry-After: {told:g}`, and sent "
-                f"again {gap:.2f} s later ({plural(len(early), 'request')} in that second in "
-                "all).",
+                f"{_polite_what(call)}, a task was refused at {(refusal.end or 0) - origin:.2f} s "
+                f"with `Retry-After: {told:g}`, and sent again "
+                f"{own[0].start - (refusal.end or 0):.2f} s later.",
             )
+    for call, refusal, early in found:
+        told = refusal.retry_after if refusal.retry_after is not None else 1.0
         tasks = {id(s.task) for s in early}
         raise POLITELY.broken(
             "pause-not-shared",
-            f"{what}, after a 429 with `Retry-After: {told:g}` was read at {at}, "
-            f"{plural(len(tasks), 'other task')} sent {plural(len(early), 'request')} before "
-            "the pause was over (the server refused them all).",
+            f"{_polite_what(call)}, after a 429 with `Retry-After: {told:g}` was read at "
+            f"{(refusal.end or 0) - min(call.starts):.2f} s, {plural(len(tasks), 'other task')} "
+            f"sent {plural(len(early), 'request')} before the pause was over (the server "
+            "refused them all).",
         )
+
+
+def _early_sends(call: Call) -> list[tuple[Sent, list[Sent]]]:
+    """For each 429, the requests started after it was read and before its Retry-After passed.
+
+    Strictly after the read: a task that checks the pause right before it sends cannot start a
+    request between another task's reading a 429 and its setting the pause.
+    """
+    found = []
+    for refusal in _refusals(call):
+        told = refusal.retry_after if refusal.retry_after is not None else 1.0
+        read, until = refusal.end or 0.0, (refusal.end or 0.0) + told
+        early = [s for s in call.sent if read < s.start < until - 0.005]
+        if early:
+            found.append((refusal, early))
+    return found
 
 
 def _episodes(call: Call) -> list[tuple[float, list[Sent]]]:
@@ -877,7 +930,18 @@ def _judge_resumption(call: Call) -> None:
     what = _polite_what(call)
     jitter = call.options["jitter"]
     origin = min(call.starts, default=0.0)
-    for end, _members in _episodes(call):
+    for end, members in _episodes(call):
+        first_read = min(m.end or 0.0 for m in members)
+        asked_late = [
+            wake for at, wake, _task in call.sleeps
+            if first_read <= at <= end and wake > end + jitter + 0.1
+        ]  # fmt: skip
+        if asked_late:
+            raise POLITELY.broken(
+                "waited-too-long",
+                f"{what}, a pause ended at {end - origin:.2f} s, and a task asked to sleep until "
+                f"{max(asked_late) - origin:.2f} s: more than `jitter` after the end.",
+            )
         moments: dict[int, tuple[float, bool]] = {}
         for sent in sorted(call.sent, key=lambda s: s.start):
             if sent.start < end - GRACE or id(sent.task) in moments:
