@@ -27,7 +27,9 @@ STAGE = BUILD / "site-src"
 OUT = BUILD / "site"
 SITE = ROOT / "site"
 REPOSITORY_BLOB = "https://github.com/aiohttp-course/learn-aiohttp/blob/main/"
-DOCUMENT_SUFFIXES = (".ipynb", ".md")
+# Relative links that stay inside the site: notebooks (every other file, README.md and
+# LICENSE-CONTENT.md included, is linked on the repository).
+DOCUMENT_SUFFIXES = (".ipynb",)
 
 
 def readme_section(text: str, heading: str) -> str:
@@ -127,21 +129,28 @@ def broken_links(out: Path) -> list[str]:
     return broken
 
 
+class SiteError(Exception):
+    """The site did not build cleanly: a warning, or a link to nothing."""
+
+
 def build(out: Path = OUT) -> Path:
     """Stage, build with every warning an error, check the links; the site's folder."""
     stage()
     shutil.rmtree(out, ignore_errors=True)
     command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
                "-d", str(BUILD / "site-doctrees"), str(STAGE), str(out)]  # fmt: skip
-    result = subprocess.run(command, cwd=STAGE)
+    result = subprocess.run(command, cwd=STAGE, capture_output=True, text=True)
     if result.returncode:
-        raise SystemExit(f"the site has warnings (sphinx exited {result.returncode})")
+        raise SiteError(f"the site has warnings:\n{result.stderr.strip()[-3000:]}")
     broken = broken_links(out)
     if broken:
-        raise SystemExit("broken links in the site:\n  " + "\n  ".join(broken[:20]))
+        raise SiteError("broken links in the site:\n  " + "\n  ".join(broken[:20]))
     return out
 
 
 if __name__ == "__main__":
-    built = build(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)
+    try:
+        built = build(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)
+    except SiteError as error:
+        sys.exit(str(error))
     print(f"built the site in {built.relative_to(ROOT) if built.is_relative_to(ROOT) else built}")
