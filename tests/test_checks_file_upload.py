@@ -233,6 +233,23 @@ async def form_swallows_errors(session, url, path, fields):
         return {}
 
 
+@wrong(check.upload_form, "text mode with latin-1: nothing fails to decode, bytes change",
+       problem="wrong-content")  # fmt: skip
+async def form_latin1_text(session, url, path, fields):
+    with open(path, encoding="latin-1") as file:
+        form = aiohttp.FormData(fields)
+        form.add_field("document", file, filename=os.path.basename(path))
+        async with session.post(url, data=form) as response:
+            return await response.json()
+
+
+@wrong(check.upload_form, "a dict with the open file as data=, never closed",
+       problem="file-left-open-on-error")  # fmt: skip
+async def form_dict_data(session, url, path, fields):
+    async with session.post(url, data={"document": open(path, "rb"), **fields}) as response:
+        return await response.json()
+
+
 @wrong(check.upload_form, "time.sleep before the request", problem="blocked-loop")
 async def form_time_sleep(session, url, path, fields):
     time.sleep(0.05)
@@ -310,6 +327,13 @@ async def large_read_whole(session, url, path):
     with open(path, "rb") as file:
         content = await asyncio.to_thread(file.read)
     async with session.post(url, data=content) as response:
+        return await response.json()
+
+
+@wrong(check.upload_large, "8 MiB chunks: more than half the file at once",
+       problem="whole-file-in-memory")  # fmt: skip
+async def large_huge_chunks(session, url, path):
+    async with session.post(url, data=_chunks(path, 8 * 2**20)) as response:
         return await response.json()
 
 
@@ -549,6 +573,37 @@ async def progress_faked_after(session, url, path, on_progress):
     return report
 
 
+@wrong(check.upload_with_progress, "percentages instead of bytes", problem="wrong-total")
+async def progress_percent(session, url, path, on_progress):
+    total = os.path.getsize(path)
+
+    async def chunks():
+        sent = 0
+        async for chunk in _chunks(path):
+            yield chunk
+            sent += len(chunk)
+            on_progress(round(100 * sent / total), 100)
+
+    async with session.post(url, data=chunks()) as response:
+        return await response.json()
+
+
+@wrong(check.upload_with_progress, "reports only at whole MiB", problem="too-few-progress-calls")
+async def progress_every_mib(session, url, path, on_progress):
+    total = os.path.getsize(path)
+
+    async def chunks():
+        sent = 0
+        async for chunk in _chunks(path):
+            yield chunk
+            sent += len(chunk)
+            if sent % 2**20 == 0:
+                on_progress(sent, total)
+
+    async with session.post(url, data=chunks()) as response:
+        return await response.json()
+
+
 @wrong(check.upload_with_progress, "each chunk's size instead of the running total",
        problem="progress-not-cumulative")  # fmt: skip
 async def progress_chunk_sizes(session, url, path, on_progress):
@@ -770,6 +825,11 @@ def test_a_file_aiohttp_would_close_is_still_named_on_the_early_failure():
     assert "only once the request is under way" in verdict.message
 
 
+def _load_factor() -> float:
+    """1 on a machine with a core to spare; more when other processes keep every core busy."""
+    return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
 def _seconds(task, fn) -> float:
     started = time.monotonic()
     assert task.diagnose(fn).passed
@@ -777,8 +837,9 @@ def _seconds(task, fn) -> float:
 
 
 def test_a_correct_answer_takes_under_three_seconds():
-    # The best of two runs: another process's burst of CPU on a shared machine is not ours.
+    # The best of two runs, against a bound that grows with the machine's load: another
+    # process's burst of CPU on a shared machine is not the check's.
     for fn, task in ((form_with_open_file, check.upload_form),
                      (large_file_object, check.upload_large),
                      (progress_generator, check.upload_with_progress)):  # fmt: skip
-        assert min(_seconds(task, fn), _seconds(task, fn)) < 3
+        assert min(_seconds(task, fn), _seconds(task, fn)) < 3 * _load_factor()

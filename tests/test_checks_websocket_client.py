@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 
 import aiohttp
@@ -75,6 +76,19 @@ async def collect_not_closed(url):
                     messages.append(json.loads(msg.data))
             code = ws.close_code
     return messages, code
+
+
+@correct(check.collect_push, "receive_json() until the CLOSE's type error, caught; then the code")
+async def collect_catches_type_error(url):
+    messages = []
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        try:
+            while True:
+                messages.append(await ws.receive_json())
+        except aiohttp.WSMessageTypeError:
+            if not ws.closed and ws.close_code is None:
+                raise
+        return messages, ws.close_code
 
 
 @wrong(check.collect_push, "waits for TEXT only: spins on CLOSED", problem="runaway-loop")
@@ -420,6 +434,55 @@ async def texts_own_error(url):
     return texts
 
 
+@wrong(check.receive_texts, "BINARY decoded and kept as text", problem="binary-not-ignored")
+async def texts_decodes_binary(url):
+    texts = []
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(url, heartbeat=0.3) as ws:
+            async for msg in ws:
+                if msg.type is WS.TEXT:
+                    texts.append(msg.data)
+                elif msg.type is WS.BINARY:
+                    texts.append(msg.data.decode(errors="replace"))
+                elif msg.type is WS.ERROR:
+                    raise ws.exception()
+    return texts
+
+
+@wrong(check.receive_texts, "a receive timeout whose TimeoutError is caught and ignored",
+       problem="no-heartbeat")  # fmt: skip
+async def texts_ignores_timeout(url):
+    texts = []
+    timeout = aiohttp.ClientWSTimeout(ws_receive=0.5)
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(url, timeout=timeout) as ws:
+            while True:
+                try:
+                    msg = await ws.receive()
+                except TimeoutError:
+                    continue
+                if msg.type is WS.TEXT:
+                    texts.append(msg.data)
+                elif msg.type in ENDED:
+                    return texts
+                elif msg.type is WS.ERROR:
+                    raise ws.exception()
+
+
+@wrong(check.receive_texts, "Exception(ws.exception()): a new error, the cause only in its text",
+       problem="error-replaced")  # fmt: skip
+async def texts_exception_wrapped(url):
+    texts = []
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(url, heartbeat=0.3) as ws:
+            async for msg in ws:
+                if msg.type is WS.TEXT:
+                    texts.append(msg.data)
+                elif msg.type is WS.ERROR:
+                    raise Exception(ws.exception())
+    return texts
+
+
 @wrong(check.receive_texts, "never closes its session", problem="session-left-open")
 async def texts_session_left_open(url):
     session = aiohttp.ClientSession()
@@ -718,6 +781,11 @@ def test_the_typed_receive_names_what_arrived():
     assert "a BINARY message arrived" in verdict.message
 
 
+def _load_factor() -> float:
+    """1 on a machine with a core to spare; more when other processes keep every core busy."""
+    return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
 def _seconds(task, fn) -> float:
     started = time.monotonic()
     assert task.diagnose(fn).passed
@@ -725,8 +793,9 @@ def _seconds(task, fn) -> float:
 
 
 def test_a_correct_answer_takes_under_three_seconds():
-    # The best of two runs: another process's burst of CPU on a shared machine is not ours.
+    # The best of two runs, against a bound that grows with the machine's load: another
+    # process's burst of CPU on a shared machine is not the check's.
     for fn, task in ((collect_async_for, check.collect_push),
                      (texts_heartbeat, check.receive_texts),
                      (chat_taskgroup, check.chat)):  # fmt: skip
-        assert min(_seconds(task, fn), _seconds(task, fn)) < 3
+        assert min(_seconds(task, fn), _seconds(task, fn)) < 3 * _load_factor()

@@ -578,6 +578,13 @@ def _judge_texts(result: Any, stream: Stream, log: StreamLog) -> None:
             f"the list returned holds {plural(len(kept), 'bytes object')} "
             f"({clip(repr(kept[0]), 30)}): BINARY messages were kept.",
         )
+    binary = len(stream.frames) - len(stream.texts)
+    if binary and len(result) == len(stream.frames):
+        raise table.broken(
+            "binary-not-ignored",
+            f"receive_texts returned {len(result)} items for {len(stream.texts)} texts and "
+            f"{plural(binary, 'BINARY message')}: the BINARY ones were kept (converted).",
+        )
     count = log.client_closed_after
     if count is not None and not log.server_closed:
         after = stream.frames[count - 1].data if 0 < count <= len(stream.frames) else None
@@ -623,8 +630,8 @@ async def _judge_silent(learner: Any, spy: SessionSpy) -> str:
             f"the first PING came {pings[0]:.1f} s after connecting (a heartbeat that long "
             "notices a dead peer after 1.5 times that)"
             if pings
-            else f"no PING came in {SILENT_LIMIT_SECONDS:g} s: no heartbeat (or a longer one), "
-            "and no receive timeout"
+            else f"no PING came in {SILENT_LIMIT_SECONDS:g} s (no heartbeat, or a longer one), and "
+            "no error ended the call (no receive timeout, or its TimeoutError caught)"
         )
         raise table.broken(
             "no-heartbeat",
