@@ -72,7 +72,7 @@ SMALL_BUFFER = 16 * 1024
 # The header by which the check's lagging clients ask for a small send buffer on the server.
 LAGGING = "X-Check-Lagging"
 # How long a shutdown may wait for handlers still running.
-SHUTDOWN_SECONDS = 1.0
+SHUTDOWN_SECONDS = 0.5
 # A wait for something that a correct answer does at once gives up after this long, counted
 # only while the loop kept running (see ``_responsive_wait``).
 PATIENCE_SECONDS = 2.0
@@ -322,7 +322,9 @@ def _is_disconnect(item: Logged) -> bool:
 
 def _raise_handler_errors(table: Task, logs: Logs, mark: tuple[int, int, int], what: str) -> None:
     """A 500 (an exception aiohttp logged) during requests that should all have succeeded."""
-    errors = [item for item in logs.since(mark) if item.exc is not None]
+    errors = [
+        item for item in logs.since(mark) if item.exc is not None and not _is_disconnect(item)
+    ]
     if errors:
         raise table.broken(
             "handler-raised", f"while {what}, a handler raised {_describe(errors[0])}."
@@ -1109,7 +1111,10 @@ async def _read_export(client: aiohttp.ClientSession, url: str, seen_first: asyn
         body = bytearray()
         first = True
         while True:
-            line = await response.content.readline()
+            try:
+                line = await response.content.readline()
+            except (aiohttp.ClientError, ConnectionError):
+                break  # the connection was cut mid-body: the logs tell why
             if not line:
                 break
             body += line
@@ -1148,6 +1153,7 @@ async def _export_content(table: Task, client: aiohttp.ClientSession, urls: list
     answers = await asyncio.gather(
         *(_read_export(client, url, gate) for url, gate in zip(urls, gates, strict=True))  # type: ignore[arg-type]
     )
+    _raise_handler_errors(table, logs, mark, "two exports streamed")
     for (status, content_type, body), source, other in zip(
         answers, sources, reversed(sources), strict=True
     ):
@@ -1450,12 +1456,15 @@ class FeedRun:
 
 
 async def _feed_read(table: Task, reader: SseReader, feed: Feed, events: list[Event], what: str,
-                     other: Feed, *, check_ids: bool = True) -> SseEvent:  # fmt: skip
+                     other: Feed, logs: Logs) -> SseEvent:  # fmt: skip
     """Read ``events`` in order from ``reader``; the last one read."""
     last: SseEvent | None = None
+    mark = logs.mark()
     for number, expected in enumerate(events):
         got = await reader.next()
         if got is None:
+            _raise_handler_errors(table, logs, (0, 0, 0) if number == 0 else mark,
+                                  _what(what))  # fmt: skip
             problem = "history-missing" if what == "history" else "not-live"
             if what == "resume":
                 problem = "not-resumed"
@@ -1466,20 +1475,19 @@ async def _feed_read(table: Task, reader: SseReader, feed: Feed, events: list[Ev
             )
         if got.data != expected.data:
             _feed_mismatch(table, got, expected, feed, other, what)
-        if check_ids:
-            if got.id is None:
-                raise table.broken(
-                    "no-ids",
-                    f"{_what(what)}: the event {clip(repr(got.data), 50)} arrived without an "
-                    "id: field, so a client that reconnects cannot say where it was.",
-                )
-            if got.id != str(expected.id):
-                raise table.broken(
-                    "wrong-ids",
-                    f"{_what(what)}: the event with the feed's id {expected.id} arrived "
-                    f"with id: {clip(got.id, 30)}: a client that reconnects with that id "
-                    "would resume from the wrong place.",
-                )
+        if got.id is None:
+            raise table.broken(
+                "no-ids",
+                f"{_what(what)}: the event {clip(repr(got.data), 50)} arrived without an "
+                "id: field, so a client that reconnects cannot say where it was.",
+            )
+        if got.id != str(expected.id):
+            raise table.broken(
+                "wrong-ids",
+                f"{_what(what)}: the event with the feed's id {expected.id} arrived "
+                f"with id: {clip(got.id, 30)}: a client that reconnects with that id "
+                "would resume from the wrong place.",
+            )
         last = got
     assert last is not None
     return last
@@ -1564,16 +1572,16 @@ async def _feed_scenario(client: aiohttp.ClientSession, a: FeedRun, b: FeedRun, 
     """History, live events, a client that leaves, a reconnect, a bad Last-Event-ID."""
     # The other app first: a feed kept at module level shows in its answer.
     async with _events(FEED_APP, client, b.url, logs) as reader:
-        await _feed_read(FEED_APP, reader, b.feed, b.feed.events[:2], "history", a.feed)
+        await _feed_read(FEED_APP, reader, b.feed, b.feed.events[:2], "history", a.feed, logs)
     b.feed.publish(_event_data(rng, b.label, 99))  # its handler notices at this write
     mark = logs.mark()
     history = list(a.feed.events)
     async with _events(FEED_APP, client, a.url, logs) as reader:
-        await _feed_read(FEED_APP, reader, a.feed, history, "history", b.feed)
+        await _feed_read(FEED_APP, reader, a.feed, history, "history", b.feed, logs)
         for index in range(3):
             a.feed.publish(_event_data(rng, a.label, 100 + index))
         live = a.feed.events[len(history) :]
-        last = await _feed_read(FEED_APP, reader, a.feed, live, "live", b.feed)
+        last = await _feed_read(FEED_APP, reader, a.feed, live, "live", b.feed, logs)
     last_id = int(last.id or 0)
     # Away: each event published while nobody listens makes the handler write, and notice.
     published_away = 0
@@ -1601,9 +1609,9 @@ async def _feed_scenario(client: aiohttp.ClientSession, a: FeedRun, b: FeedRun, 
             a.feed.publish(_event_data(rng, a.label, 250 + index))
     away = [event for event in a.feed.events if event.id > last_id]
     async with _events(FEED_APP, client, a.url, logs, {"Last-Event-ID": str(last_id)}) as reader:
-        await _feed_read(FEED_APP, reader, a.feed, away, "resume", b.feed)
+        await _feed_read(FEED_APP, reader, a.feed, away, "resume", b.feed, logs)
         a.feed.publish(_event_data(rng, a.label, 400))
-        await _feed_read(FEED_APP, reader, a.feed, a.feed.events[-1:], "live", b.feed)
+        await _feed_read(FEED_APP, reader, a.feed, a.feed.events[-1:], "live", b.feed, logs)
     a.feed.publish(_event_data(rng, a.label, 401))
     mark = logs.mark()
     async with client.get(a.url + "/events", headers={"Last-Event-ID": "abc"}) as bad:
@@ -1915,10 +1923,15 @@ class Room:
     vanished_at: int = 0
 
 
-async def _join(table: Task, client: aiohttp.ClientSession, url: str, name: str) -> Listener:
+async def _join(table: Task, client: aiohttp.ClientSession, url: str, name: str, logs: Logs,
+                ) -> Listener:  # fmt: skip
+    mark = logs.mark()
     try:
         ws = await client.ws_connect(url + "/room", autoclose=True)
     except aiohttp.WSServerHandshakeError as error:
+        if error.status >= 500:
+            raise _server_error(table, logs, mark, "GET /room (a WebSocket upgrade)",
+                                error.status) from None  # fmt: skip
         raise table.broken(
             "not-broadcast",
             f"the WebSocket upgrade of GET /room was refused with {error.status}.",
@@ -1936,19 +1949,24 @@ async def _room_warm_up(table: Task, room: Room, logs: Logs) -> None:
         hearers: list[Listener | RawMember] = [
             m for m in (room.speaker, *room.fast) if m is not sender
         ]
-        for raw in (room.slow, room.vanisher):
-            reading = asyncio.ensure_future(raw.read_one())
-            await _responsive_result(reading)
-            if not reading.done():
-                reading.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reading
+        readings = [asyncio.ensure_future(raw.read_one()) for raw in (room.slow, room.vanisher)]
         everyone = [*hearers, room.slow, room.vanisher]
         heard = await _responsive_wait(
             lambda text=text, everyone=everyone: all(text in m.texts for m in everyone)
         )
+        for reading in readings:
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
         if not heard:
             _raise_handler_errors(table, logs, mark, "members said hello")
+            changed = [t for m in everyone for t in m.texts if text in t and t != text]
+            if changed:
+                raise table.broken(
+                    "lost-or-reordered",
+                    f"{sender.name} sent {text!r}; the others received {clip(changed[0], 60)!r}: "
+                    "a message goes to the others unchanged.",
+                )
             deaf = [m.name for m in everyone if text not in m.texts]
             raise table.broken(
                 "not-broadcast",
@@ -2132,13 +2150,15 @@ async def room_app(create_room_app: Any, server: LocalServer, spy: SessionSpy) -
         async with aiohttp.ClientSession() as client:
             try:
                 async with _serving(ROOM_APP, apps) as (url, other_url):
-                    speaker = await _join(ROOM_APP, client, url, "the speaker")
+                    speaker = await _join(ROOM_APP, client, url, "the speaker", logs)
                     members.append(speaker)
                     for name in ("A", "B"):
-                        members.append(await _join(ROOM_APP, client, url, name))
+                        members.append(await _join(ROOM_APP, client, url, name, logs))
                     for name in ("the slow member", "the vanishing member"):
                         members.append(await RawMember.join(name, url))
-                    members.append(await _join(ROOM_APP, client, other_url, "of the second app"))
+                    members.append(
+                        await _join(ROOM_APP, client, other_url, "of the second app", logs)
+                    )
                     fast_a, fast_b, slow, vanisher, other = members[1:]
                     room = Room(speaker, [fast_a, fast_b], slow, vanisher, other)  # type: ignore[arg-type]
                     await _responsive_wait(lambda: False, 0.05)  # let every handler register
