@@ -174,7 +174,8 @@ def wait_for_idle_kernel(page, timeout: float = 60) -> None:
 
 
 def run_all(page) -> None:
-    """Clear every output, then Kernel > Restart Kernel and Run All Cells, and wait."""
+    """Clear every output, then Kernel > Restart Kernel and Run All Cells, and wait until every
+    cell has run, or until the run stopped at an error (the caller then names that error)."""
     menu(page, "Edit", "Clear Outputs of All Cells")
     menu(page, "Kernel", "Restart Kernel and Run All Cells")
     page.locator(".jp-Dialog-button.jp-mod-accept").click()
@@ -182,7 +183,13 @@ def run_all(page) -> None:
         f"""() => {{
             const panel = document.querySelector('{ACTIVE}');
             const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
-            return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+            if (prompts.length === 0) return false;
+            if (prompts.every(p => /\\[\\d+\\]/.test(p.textContent))) return true;
+            // Run All stops at an error: the cells after it lose their [*] and stay [ ].
+            const idle = panel.querySelector(
+                ".jp-Notebook-ExecutionIndicator[data-status='idle']");
+            return idle !== null && /\\[\\d+\\]/.test(prompts[0].textContent)
+                && !prompts.some(p => p.textContent.includes('*'));
         }}""",
         timeout=RUN_SECONDS * 1000,
     )
