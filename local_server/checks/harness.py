@@ -41,11 +41,13 @@ from .evidence import (
     wrap,
 )
 from .observe import (
+    BLOCKING_KINDS,
     Observation,
     RecordingLoop,
     Stall,
     observing,
     sample_stall,
+    thread_cpu_seconds,
 )
 from .observe import current_or_none as current_observation
 from .quiet import Quiet
@@ -329,6 +331,10 @@ def check(
 WATCH_INTERVAL_SECONDS = 0.05
 # A loop that stood still this long is stopped: the learner's code never gives it back.
 RUNAWAY_SECONDS = 2.5
+# ... and its thread spent at least this much CPU in that stretch (unless it sits in a blocking
+# call): on a loaded machine a legitimate stretch of work can stand still 2.5 s while the thread
+# waits for a core, but a loop that never awaits burns whatever CPU it is given.
+RUNAWAY_CPU_SECONDS = 1.5
 # How long a reaper waits for a learner's long time.sleep to end before leaving it be.
 REAPER_PATIENCE_SECONDS = 600.0
 # A stall of the loop this long, on a learner's line, is a blocked loop.
@@ -406,9 +412,20 @@ def _watch(worker: threading.Thread, run: _Run, timeout: float) -> None:
         if obs is None or not obs.active:
             continue
         stall = sample_stall(obs)
-        if stall is not None and stall.busy and stall.seconds >= RUNAWAY_SECONDS:
+        if _runaway(obs, stall):
             run.stopped = _stop(worker, run.task, obs, stall)
             return
+
+
+def _runaway(obs: Observation, stall: Stall | None) -> bool:
+    """Whether the loop has stood still long enough, on the learner's own work, to be stopped."""
+    if stall is None or not stall.busy or stall.seconds < RUNAWAY_SECONDS:
+        return False
+    in_call = obs.in_call
+    if in_call is not None and in_call[0] in BLOCKING_KINDS:
+        return True
+    cpu = thread_cpu_seconds(obs.loop_thread)
+    return cpu is None or cpu - obs.tick_cpu >= RUNAWAY_CPU_SECONDS
 
 
 def _stop(worker: threading.Thread, task: str, obs: Observation, stall: Stall) -> Verdict:
