@@ -11,6 +11,7 @@ without saving, and the working tree is left as it was. A failing test saves a s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -75,6 +77,24 @@ class Lab:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/?token={TOKEN}"
 
+    def forget_open_notebooks(self) -> None:
+        """After a failed test: shut down its kernels and forget the workspace's open tabs,
+        which JupyterLab would otherwise restore on the next page (server API, not the UI:
+        this is clean-up, not what is tested)."""
+        base = f"http://127.0.0.1:{self.port}"
+        headers = {"Authorization": f"token {TOKEN}"}
+        with urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions", headers=headers),
+                                    timeout=10) as response:
+            sessions = json.load(response)
+        for session in sessions:
+            request = urllib.request.Request(f"{base}/api/sessions/{session['id']}",
+                                             headers=headers, method="DELETE")
+            urllib.request.urlopen(request, timeout=10).close()
+        request = urllib.request.Request(f"{base}/lab/api/workspaces/default", headers=headers,
+                                         method="DELETE")
+        with contextlib.suppress(urllib.error.HTTPError):
+            urllib.request.urlopen(request, timeout=10).close()
+
     def _wait_until_up(self) -> None:
         give_up = time.monotonic() + 60
         while time.monotonic() < give_up:
@@ -125,6 +145,7 @@ def page(lab, browser, request, tmp_path_factory):
     if report is not None and report.failed:
         folder = tmp_path_factory.getbasetemp() / "screenshots"
         print(f"screenshot: {screenshot_on_failure(page, folder, request.node.name)}")
+        lab.forget_open_notebooks()  # so the next test does not reopen this one's tabs
     context.close()
 
 
