@@ -41,13 +41,11 @@ from .evidence import (
     wrap,
 )
 from .observe import (
-    BLOCKING_KINDS,
     Observation,
     RecordingLoop,
     Stall,
     observing,
     sample_stall,
-    thread_cpu_seconds,
 )
 from .observe import current_or_none as current_observation
 from .quiet import Quiet
@@ -412,20 +410,16 @@ def _watch(worker: threading.Thread, run: _Run, timeout: float) -> None:
         if obs is None or not obs.active:
             continue
         stall = sample_stall(obs)
-        if _runaway(obs, stall):
+        if _runaway(stall):
             run.stopped = _stop(worker, run.task, obs, stall)
             return
 
 
-def _runaway(obs: Observation, stall: Stall | None) -> bool:
+def _runaway(stall: Stall | None) -> bool:
     """Whether the loop has stood still long enough, on the learner's own work, to be stopped."""
     if stall is None or not stall.busy or stall.seconds < RUNAWAY_SECONDS:
         return False
-    in_call = obs.in_call
-    if in_call is not None and in_call[0] in BLOCKING_KINDS:
-        return True
-    cpu = thread_cpu_seconds(obs.loop_thread)
-    return cpu is None or cpu - obs.tick_cpu >= RUNAWAY_CPU_SECONDS
+    return stall.blocking or stall.cpu is None or stall.cpu >= RUNAWAY_CPU_SECONDS
 
 
 def _stop(worker: threading.Thread, task: str, obs: Observation, stall: Stall) -> Verdict:

@@ -116,6 +116,10 @@ class Stall:
     seconds: float
     where: LearnerLine | None
     busy: bool = True
+    # The loop thread's CPU seconds in the stretch (None: unknown), and whether it sat in a
+    # blocking call when last sampled.
+    cpu: float | None = None
+    blocking: bool = False
 
 
 @dataclass
@@ -460,17 +464,15 @@ def sample_stall(observation: Observation) -> Stall | None:
     frame = sys._current_frames().get(observation.loop_thread)
     where = learner_line_of_frame(frame)
     in_call = observation.in_call
-    cpu = thread_cpu_seconds(observation.loop_thread)
-    busy = (
-        (in_call is not None and in_call[0] in BLOCKING_KINDS)
-        or cpu is None
-        or cpu - observation.tick_cpu >= BUSY_SHARE * standing
-    )
+    now_cpu = thread_cpu_seconds(observation.loop_thread)
+    cpu = None if now_cpu is None else now_cpu - observation.tick_cpu
+    blocking = in_call is not None and in_call[0] in BLOCKING_KINDS
+    busy = blocking or cpu is None or cpu >= BUSY_SHARE * standing
     last = observation.stalls[-1] if observation.stalls else None
     if last is not None and last.where == where and standing > last.seconds:
-        last.seconds, last.busy = standing, busy
+        last.seconds, last.busy, last.cpu, last.blocking = standing, busy, cpu, blocking
     else:
-        observation.stalls.append(Stall(standing, where, busy))
+        observation.stalls.append(Stall(standing, where, busy, cpu, blocking))
     return observation.stalls[-1]
 
 
