@@ -174,6 +174,13 @@ def open_notebook(page, folder: str, name: str) -> bytes:
         arg=f"{folder}/{name}",
         timeout=30_000,
     )
+    # JupyterLab attaches a long notebook's cells a few at a time; wait for all of them, so
+    # that "every prompt ran" below is about every cell, not the ones drawn so far.
+    page.wait_for_function(
+        f"n => document.querySelectorAll('{ACTIVE} .jp-Notebook .jp-Cell').length === n",
+        arg=len(read(ROOT / folder / name).cells),
+        timeout=60_000,
+    )
     wait_for_idle_kernel(page)
     return stored
 

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import time
 
 import aiohttp
 import pytest
@@ -653,15 +652,13 @@ def test_mojibake_is_shown_to_the_learner():
     assert " as '" in verdict.message and "Ã" in verdict.message, verdict.render()
 
 
-def test_correct_answers_pass_in_under_three_seconds():
+def test_correct_answers_pass():
     for task_check, answer in (
         (check.stream_records, records_by_line),
         (check.sha256_of, sha_iter_chunked),
         (check.fetch_json, json_skipping_the_check),
     ):
-        started = time.perf_counter()
-        assert task_check.diagnose(answer).passed
-        assert time.perf_counter() - started < 3, task_check.task
+        assert task_check.diagnose(answer).passed, task_check.task
 
 
 def test_verdicts_repeat():

@@ -854,17 +854,15 @@ def test_verdicts_repeat():
     assert first == check.retry_middleware.diagnose(make_middleware(jitter=False))
 
 
-def test_a_correct_check_stays_quick():
-    """Under 3 s on an idle machine (about 1.2 s for the slowest); generous here, for load."""
+def test_correct_answers_pass():
+    """How long each check takes is `make bench`'s (the solutions' run times)."""
     for task, answer in (
         (check.backoff_delay, full_jitter),
         (check.parse_retry_after, parse_good),
         (check.fetch_with_retry, fetch_with_while_loop),
         (check.retry_middleware, RetryMiddleware),
     ):
-        started = time.perf_counter()
-        assert task.diagnose(answer).passed
-        assert time.perf_counter() - started < 10.0, task.task
+        assert task.diagnose(answer).passed, task.task
 
 
 def test_aiohttp_resends_a_reset_through_the_whole_middleware_chain():

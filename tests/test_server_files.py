@@ -276,7 +276,7 @@ async def test_rate_really_throttles(server_client):
     started = time.perf_counter()
     resp = await server_client.get("/files/30000", params={"rate": 100_000})
     assert await resp.read() == content(30000)
-    assert 0.25 <= time.perf_counter() - started < 2
+    assert time.perf_counter() - started >= 0.25
 
 
 @pytest.mark.parametrize(

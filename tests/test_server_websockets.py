@@ -294,7 +294,7 @@ async def test_close_after_a_real_delay_and_defaults(client):
     start = time.perf_counter()
     async with client.ws_connect("/ws/close?after=0.1") as ws:
         (msg,) = await receive_until_close(ws)
-    assert 0.09 <= time.perf_counter() - start < 1.0
+    assert 0.09 <= time.perf_counter() - start < 5  # it closed after the delay, not never
     assert (msg.data, msg.extra) == (1000, "")
 
 
