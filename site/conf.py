@@ -42,4 +42,7 @@ html_theme_options = {
     },
     "show_toc_level": 2,
 }
+# The theme's colour mode on a first visit: without it the page logs "Got invalid theme mode"
+# as a console error until a mode has been stored.
+html_context = {"default_mode": "auto"}
 html_static_path: list[str] = []
