@@ -21,7 +21,7 @@ from pathlib import Path
 
 from local_server import start_server
 
-from . import suite_bench, workshop
+from . import check_timing, suite_bench, workshop
 from .notebooks import EXERCISES, LESSONS, ROOT, SOLUTIONS, execute, notebooks_in, read
 
 SERVER_STARTS = 20
@@ -122,6 +122,9 @@ def main() -> None:
     print()
     print("workshop: the course server (python -m local_server) on one core, the room on another")
     workshop.report()
+    print()
+    print("each check on the correct answers tests/adversarial holds for it:")
+    check_timing.report()
     print()
     print("the test suite, once, against its CPU floor:")
     suite_bench.report(suite_bench.run_suite([]))

@@ -14,10 +14,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -49,6 +51,8 @@ class Lab:
         self.port = _free_port()
         self.home = home
         settings = home / "lab-settings"
+        # Short, for the kernels' IPC sockets (a Unix socket path has at most 107 bytes).
+        self.runtime = tempfile.mkdtemp(prefix="lab-runtime-")
         # The test's own user setting: no autosave, so running a notebook never writes it.
         autosave = settings / "@jupyterlab" / "docmanager-extension" / "plugin.jupyterlab-settings"
         autosave.parent.mkdir(parents=True)
@@ -57,7 +61,7 @@ class Lab:
             os.environ,
             HOME=str(home),
             JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
-            JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+            JUPYTER_RUNTIME_DIR=self.runtime,
             JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
             JUPYTERLAB_SETTINGS_DIR=str(settings),
         )
@@ -65,6 +69,11 @@ class Lab:
             sys.executable, "course.py", "lab", "--no-browser", f"--port={self.port}",
             f"--ServerApp.token={TOKEN}", "--ServerApp.ip=127.0.0.1",
             "--ServerApp.port_retries=0",
+            # Kernels talk to the server over Unix sockets, not TCP ports: jupyter_client picks
+            # a kernel's five ports by binding and releasing them, and with the rest of the suite
+            # opening thousands of connections beside it, one can be taken before the kernel
+            # binds it, and the kernel never starts. A learner's `make lab` keeps TCP.
+            "--KernelManager.transport=ipc",
         ]  # fmt: skip
         self.log = (home / "lab.log").open("w")
         self.process = subprocess.Popen(
@@ -95,6 +104,13 @@ class Lab:
         with contextlib.suppress(urllib.error.HTTPError):
             urllib.request.urlopen(request, timeout=10).close()
 
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines JupyterLab logged, less the noise of every page load."""
+        self.log.flush()
+        kept = [line for line in Path(self.log.name).read_text(errors="replace").splitlines()
+                if "Adapting from protocol" not in line and "302 GET" not in line]
+        return "\n".join(kept[-lines:])
+
     def _wait_until_up(self) -> None:
         give_up = time.monotonic() + 60
         while time.monotonic() < give_up:
@@ -116,6 +132,7 @@ class Lab:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(5)
         self.log.close()
+        shutil.rmtree(self.runtime, ignore_errors=True)
 
 
 @pytest.fixture(scope="class")
@@ -145,6 +162,7 @@ def page(lab, browser, request, tmp_path_factory):
     if report is not None and report.failed:
         folder = tmp_path_factory.getbasetemp() / "screenshots"
         print(f"screenshot: {screenshot_on_failure(page, folder, request.node.name)}")
+        print("the end of JupyterLab's log:\n" + lab.log_tail())
         lab.forget_open_notebooks()  # so the next test does not reopen this one's tabs
     context.close()
 

@@ -50,6 +50,21 @@ def test_time_sleep_in_a_worker_thread_blocks_nothing():
     assert demo.diagnose(sleeps_in_a_thread).passed
 
 
+def test_an_executor_slow_to_start_its_thread_is_not_a_blocked_loop(monkeypatch):
+    # On a loaded machine, Thread.start() (inside to_thread) waits on the loop's thread until
+    # the new thread runs: 0.19 s was once called "waiting on a thread lock". Delay it here.
+    bootstrap = threading.Thread._bootstrap_inner
+
+    def late(thread):
+        if thread.name.startswith("asyncio_"):
+            time.sleep(0.3)
+        bootstrap(thread)
+
+    monkeypatch.setattr(threading.Thread, "_bootstrap_inner", late)
+    verdict = demo.diagnose(sleeps_in_a_thread)
+    assert verdict.passed, verdict.render()
+
+
 async def blocking_http(url):
     import urllib.request
 
@@ -76,7 +91,7 @@ def test_a_loop_that_never_awaits_is_stopped_and_named():
     verdict = demo.diagnose(spins)
     assert verdict.problem == "runaway-loop", verdict.render()
     assert "of spins(): `" in verdict.message
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # stopped, not left spinning
     assert not [t for t in threading.enumerate() if t.name == "check-demo"]
 
 

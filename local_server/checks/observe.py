@@ -247,6 +247,22 @@ def _classify(function: Any) -> tuple[str, str] | None:
     return None
 
 
+def _starting_a_worker(frame: FrameType | None) -> bool:
+    """Whether a lock is taken by an executor starting a thread for ``run_in_executor`` or
+    ``to_thread``: ``Thread.start()`` waits for the new thread to run, which a loaded machine
+    can stretch to a fraction of a second, and that is no blocking call of the learner's."""
+    for _ in range(8):
+        if frame is None:
+            return False
+        code = frame.f_code
+        if code.co_name in ("_adjust_thread_count", "submit") and code.co_filename.endswith(
+            os.path.join("concurrent", "futures", "thread.py")
+        ):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _tell(function: Any) -> int | None:
     owner = getattr(function, "__self__", None)
     if isinstance(owner, _FILE_TYPES):
@@ -265,7 +281,7 @@ class _Profiler:
     def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
         if event == "c_call":
             kind = _classify(arg)
-            if kind is not None:
+            if kind is not None and not (kind[0] == "lock-wait" and _starting_a_worker(frame)):
                 started = time.perf_counter()
                 self._pending = (arg, *kind, frame, started, _tell(arg))
                 self.obs.in_call = (kind[0], started, frame, arg)
