@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -37,7 +38,8 @@ async def sleeps_blocking(url):
 def test_time_sleep_on_the_loop_is_a_blocked_loop_with_the_line():
     verdict = demo.diagnose(sleeps_blocking)
     assert verdict.problem == "blocked-loop", verdict.render()
-    assert "time.sleep() blocked for 0.05 s" in verdict.message
+    # the time it blocked, as measured: 0.05 s, or a little more on a loaded machine
+    assert re.search(r"time\.sleep\(\) blocked for 0\.0[5-9] s", verdict.message), verdict.message
     assert "of sleeps_blocking(): `time.sleep(0.05)`" in verdict.message
 
 

@@ -19,6 +19,7 @@ import gc
 import inspect
 import io
 import itertools
+import os
 import socket
 import sys
 import threading
@@ -306,10 +307,12 @@ def check(
     """
     table = task if isinstance(task, Task) else None
     name = task.name if isinstance(task, Task) else task
+    declared = timeout
 
     def decorate(body: CheckBody) -> Callable[[Any], None]:
-        def diagnose(learner: Any, *, timeout: float = timeout) -> Verdict:
-            return _run_in_thread(name, table, body, learner, timeout)
+        def diagnose(learner: Any, *, timeout: float | None = None) -> Verdict:
+            seconds = stretched(declared) if timeout is None else timeout
+            return _run_in_thread(name, table, body, learner, seconds)
 
         @functools.wraps(body)
         def run(learner: Any) -> None:
@@ -323,6 +326,21 @@ def check(
         return run
 
     return decorate
+
+
+# A check's time limit grows at most this many times on a machine whose every core is busy.
+MOST_STRETCH = 4.0
+
+
+def stretched(seconds: float) -> float:
+    """``seconds`` on a machine with a core to spare; longer while other processes keep every
+    core busy (the one-minute load average per core, at most ``MOST_STRETCH`` times), so that a
+    correct answer on a crowded machine is not stopped as a hang. Rounded to half a second."""
+    try:
+        load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    except (AttributeError, OSError):  # no load average on Windows
+        return seconds
+    return round(seconds * min(MOST_STRETCH, max(1.0, load)) * 2) / 2
 
 
 # How often the caller's thread looks at the check's loop while it runs.
