@@ -190,7 +190,7 @@ def open_notebook(page, folder: str, name: str) -> bytes:
             return tab && (tab.title || '').includes('Path: ' + path);
         }""",
         arg=f"{folder}/{name}",
-        timeout=30_000,
+        timeout=90_000,  # a loaded machine took over 30 s once (solution 15)
     )
     # JupyterLab attaches a long notebook's cells a few at a time; wait for all of them, so
     # that "every prompt ran" below is about every cell, not the ones drawn so far.
