@@ -86,8 +86,6 @@ LARGE_SIZE = 8 * 1024 * 1024
 READ_SECONDS = 1.5
 
 
-
-
 def _check_timeout() -> aiohttp.ClientTimeout:
     read = min(4.0, stretched(READ_SECONDS))
     return aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=read)
@@ -97,7 +95,8 @@ def _check_timeout() -> aiohttp.ClientTimeout:
 RETRY = {"max_attempts": 5, "base_delay": 0.02, "max_delay": 0.1}
 RETRY_AFTER = 1
 RETRYABLE = (408, 500, 502, 503, 504)
-# A scenario still running after this long is stopped (a retry loop without an end).
+# A scenario still running after this long is stopped (a retry loop without an end); longer
+# on a loaded machine (stretched), and for a scenario whose attempts each wait out sock_read.
 SCENARIO_SECONDS = 6.0
 UNKNOWN_HOST = "no-such-host.invalid"
 UNTRUSTED_HOST = "untrusted.test"
@@ -408,14 +407,17 @@ class _Call:
     result: Any = None
     error: BaseException | None = None
     timed_out: bool = False
+    seconds: float = 0.0  # how long the check let it run
     events: list[DiskEvent] = field(default_factory=list)
 
 
 async def _call(
     watch: DiskWatch, key: str, dest: str, fn: Callable[[], Any], seconds: float
 ) -> _Call:
-    """Run the learner's ``fn()`` for scenario ``key`` under the watch, for ``seconds`` at most."""
-    outcome = _Call(key, dest)
+    """Run the learner's ``fn()`` for scenario ``key`` under the watch, for ``seconds`` at most
+    (stretched on a loaded machine)."""
+    seconds = stretched(seconds)
+    outcome = _Call(key, dest, seconds=seconds)
     with watch.calling(key) as start:
         try:
             outcome.result, outcome.error = await asyncio.wait_for(_outcome(fn()), seconds)
@@ -476,7 +478,7 @@ def _judge_timed_out(table: Task, done: _Call, task: str) -> None:
     if done.timed_out:
         raise table.broken(
             "timeout",
-            f"{task} was still running after {SCENARIO_SECONDS:g} s for {done.key}, so the "
+            f"{task} was still running after {done.seconds:g} s for {done.key}, so the "
             "check stopped it.",
         )
 
@@ -801,6 +803,7 @@ class _Scenario:
     sha256: str
     remote: Remote | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    seconds: float = SCENARIO_SECONDS
     done: _Call | None = None
 
 
@@ -835,7 +838,7 @@ class _RetryCheck:
             self.watch, scenario.key, scenario.dest,
             lambda: call_async(self.task, retrying, self.lent.session, scenario.url,
                                scenario.dest, scenario.sha256),
-            SCENARIO_SECONDS,
+            scenario.seconds,
         )  # fmt: skip
         return scenario
 
@@ -865,7 +868,7 @@ class _RetryCheck:
         if done.timed_out and scenario.key != "down.bin":
             raise self.broken(
                 "timeout",
-                f"{self.task} was still running after {SCENARIO_SECONDS:g} s against {what}, "
+                f"{self.task} was still running after {done.seconds:g} s against {what}, "
                 "so the check stopped it.",
             )
         return done
@@ -1197,11 +1200,13 @@ async def download_with_retry(learner: Any, server: LocalServer, spy: SessionSpy
                     "limited.bin", 200_000 + rng.randrange(1, CHUNK),
                     faults=[status(429, RETRY_AFTER)],
                 ))  # fmt: skip
+                read = lent.session.timeout.sock_read
                 stalled = run.scenario(
-                    Remote("stalled.bin", 100_000, faults=[],
-                           then=stall(3 * lent.session.timeout.sock_read)),
+                    Remote("stalled.bin", 100_000, faults=[], then=stall(3 * read)),
                     max_attempts=2,
                 )
+                # Two attempts, each waiting out sock_read, with room to spare.
+                stalled.seconds = SCENARIO_SECONDS + 2 * read
                 slow = [asyncio.create_task(run.run(s)) for s in (limited, stalled)]
                 await _quick_scenarios(run, rng, directory)
                 await asyncio.gather(*slow)
@@ -1441,7 +1446,9 @@ async def download_all(learner: Any, server: LocalServer, spy: SessionSpy) -> st
                 batch.report, batch.error, batch.events = done.result, done.error, done.events
                 if done.timed_out:
                     raise DOWNLOAD_ALL.broken(
-                        "timeout", f"{task} was still running after 20 s, so the check stopped it."
+                        "timeout",
+                        f"{task} was still running after {done.seconds:g} s, so the check "
+                        "stopped it.",
                     )
 
             await asyncio.gather(*(run(batch) for batch in batches))
