@@ -149,6 +149,22 @@ async def _outcome(task: str, learner: Any, *args: Any) -> tuple[Any, BaseExcept
         return None, exc
 
 
+async def _fetch_through(
+    learner: Any, url: str, locked: Locked, certificates: Certificates
+) -> tuple[Any, BaseException | None]:
+    """The learner's fetch_through of ``url`` via the locked proxy, in a clean environment."""
+    with environment():
+        return await _outcome(
+            "fetch_through",
+            learner,
+            url,
+            locked.proxy.url,
+            locked.user,
+            locked.password,
+            certificates.ca_pem,
+        )
+
+
 def _where(exc: BaseException) -> str:
     line = learner_line(exc)
     return f" ({line})" if line else ""
@@ -336,16 +352,7 @@ async def _through_good(
     url = _url(origin, scheme, rng)
     start, seen_start = len(locked.proxy.stats().records), len(origin.seen)
     warned, before = _warning_count(), spy.created
-    with environment():
-        result, exc = await _outcome(
-            "fetch_through",
-            learner,
-            url,
-            locked.proxy.url,
-            locked.user,
-            locked.password,
-            certificates.ca_pem,
-        )
+    result, exc = await _fetch_through(learner, url, locked, certificates)
     records = _records(locked.proxy, start)
     _judge_password(exc, locked.password)
     _judge_credentials(records, scheme, exc)
@@ -441,16 +448,7 @@ async def _through_refused(
     rng = random.Random(f"{SEED}-refused-{scheme}")
     url = _url(origin, scheme, rng)
     start, warned, before = len(locked.proxy.stats().records), _warning_count(), spy.created
-    with environment():
-        result, exc = await _outcome(
-            "fetch_through",
-            learner,
-            url,
-            locked.proxy.url,
-            locked.user,
-            locked.password,
-            certificates.ca_pem,
-        )
+    result, exc = await _fetch_through(learner, url, locked, certificates)
     records = _records(locked.proxy, start)
     _judge_password(exc, locked.password)
     _judge_deprecations(_warnings_since(warned))
@@ -855,16 +853,7 @@ async def _through_impostor(
     """A self-signed HTTPS origin, through a proxy that accepts the credentials: refused."""
     url = f"{origin.self_signed}/data/{random.Random(f'{SEED}-self-signed').getrandbits(32):08x}"
     seen_start, before = len(origin.seen), spy.created
-    with environment():
-        result, exc = await _outcome(
-            "fetch_through",
-            learner,
-            url,
-            locked.proxy.url,
-            locked.user,
-            locked.password,
-            certificates.ca_pem,
-        )
+    result, exc = await _fetch_through(learner, url, locked, certificates)
     reached = [s for s in origin.since(seen_start) if s.scheme == "self-signed"]
     if reached:
         raise THROUGH.broken(
