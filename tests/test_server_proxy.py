@@ -60,10 +60,13 @@ def status_and_json(answer: bytes) -> tuple[int, dict]:
     return int(head.split(b" ")[1]), json.loads(body)
 
 
-def wait_idle(proxy: ProxyServer, patience: float = 3.0) -> None:
+def wait_idle(proxy: ProxyServer, patience: float = 10.0) -> None:
+    """Wait until the proxy has finished every request and tunnel (its records are final)."""
     give_up = time.monotonic() + patience
     while proxy.stats().in_flight and time.monotonic() < give_up:
         time.sleep(0.01)
+    stats = proxy.stats()
+    assert not stats.in_flight, f"{stats.in_flight} still in flight after {patience:g} s: {stats}"
 
 
 # --- starting -------------------------------------------------------------------------------
