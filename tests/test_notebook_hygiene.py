@@ -122,16 +122,21 @@ def test_each_solution_has_its_lesson_and_exercise(path):
     assert (EXERCISES / path.name).exists()
 
 
+# A check cell: ``check.task(answer)``, or ``check.task("module.py")`` for an answer that is a
+# module file (exercise 20).
+CHECK_CELL = re.compile(r"check\.\w+\((\w+|\"[\w.]+\.py\")\)$")
+
+
 @pytest.mark.parametrize("path", notebooks_in(SOLUTIONS), ids=_id)
 def test_solutions_mark_answers_and_check_each_task(path):
     sources = [cell.source for cell in _code_cells(read(path))]
     assert any("### BEGIN SOLUTION" in source for source in sources)
-    checks = [s for s in sources if re.match(r"check\.\w+\(\w+\)$", s.strip())]
+    checks = [s for s in sources if CHECK_CELL.match(s.strip())]
     assert len(checks) >= 3, "an exercise has at least three checked tasks"
     verdicts = [
         out.get("text", "")
         for cell in _code_cells(read(path))
-        if re.match(r"check\.\w+\(\w+\)$", cell.source.strip())
+        if CHECK_CELL.match(cell.source.strip())
         for out in cell.outputs
     ]
     assert verdicts and all(text.startswith("✅") for text in verdicts), verdicts

@@ -296,20 +296,23 @@ def plural(count: int, word: str) -> str:
 
 
 def check(
-    task: str | Task, timeout: float = DEFAULT_TIMEOUT_SECONDS
+    task: str | Task, timeout: float = DEFAULT_TIMEOUT_SECONDS, *, takes_path: bool = False
 ) -> Callable[[CheckBody], Any]:
     """Turn an async check body into the notebook-facing ``check.<task>(learner_fn)``.
 
     ``task`` is the task's rule table (a bare name only for a check without one). The
     returned function prints the verdict and returns None, so a check cell shows only the
     verdict. ``.diagnose(fn, timeout=...)`` returns the ``Verdict`` for tests, and ``.rules``
-    is the task's table.
+    is the task's table. ``takes_path``: the learner passes a file's name (a module the
+    notebook wrote), not a function; the check body says what it makes of it.
     """
     table = task if isinstance(task, Task) else None
     name = task.name if isinstance(task, Task) else task
     declared = timeout
 
     def decorate(body: CheckBody) -> Callable[[Any], None]:
+        body.takes_path = takes_path  # type: ignore[attr-defined]
+
         def diagnose(learner: Any, *, timeout: float | None = None) -> Verdict:
             seconds = stretched(declared) if timeout is None else timeout
             return _run_in_thread(name, table, body, learner, seconds)
@@ -609,7 +612,7 @@ def _cut(text: str, limit: int) -> str:
 
 async def _guarded(run: _Run, body: CheckBody, learner: Any, timeout: float) -> Verdict:
     task = run.task
-    if not callable(learner):
+    if not callable(learner) and not getattr(body, "takes_path", False):
         return Verdict(
             task, "not-callable", f"expected your {task}, got {type(learner).__name__}."
         )

@@ -135,6 +135,12 @@ COMMON = (
         "you instead of vanishing.",
     ),
     Rule(
+        "needs-posix",
+        "(the check runs processes and sends them signals: Linux, macOS or WSL)",
+        "the check found itself on a system without POSIX signals or fork",
+        "run this exercise on Linux or macOS, or in WSL on Windows.",
+    ),
+    Rule(
         "raised",
         "return normally where the task expects a result",
         "the exception your code raised, and the line it came from",

@@ -105,3 +105,37 @@ def judge(answer: Answer) -> None:
         )
     assert len(verdict.message) <= MESSAGE_LIMIT, verdict.message
     assert len(verdict.hint) <= HINT_LIMIT, verdict.hint
+
+
+class ModuleFile(str):
+    """An answer that is a module file (exercise 20): the file's name, which its check takes.
+
+    ``module_file(source, "wrong_port", module=__name__)`` writes ``service.py`` into a folder
+    of its own and returns its path; ``__name__`` names the answer in test ids.
+    """
+
+    __name__: str
+    __module__: str
+
+
+_MODULE_FOLDER: list[str] = []
+
+
+def module_file(source: str, name: str, *, module: str, filename: str = "service.py") -> ModuleFile:
+    """Write ``source`` as ``filename`` in a folder for answer ``name``; the file's path."""
+    import atexit
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    if not _MODULE_FOLDER:
+        _MODULE_FOLDER.append(tempfile.mkdtemp(prefix="answers20-"))
+        atexit.register(shutil.rmtree, _MODULE_FOLDER[0], True)
+    folder = Path(_MODULE_FOLDER[0]) / module.rsplit(".", 1)[-1] / name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / filename
+    path.write_text(source)
+    answer = ModuleFile(str(path))
+    answer.__name__ = name
+    answer.__module__ = module
+    return answer
