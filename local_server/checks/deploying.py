@@ -59,7 +59,7 @@ SEED = 20
 PROBE = Path(__file__).resolve().parent.parent / "app_probe.py"
 WORKERS = 2
 # The store's slow answer while requests are in flight at SIGTERM; the task allows 2 s.
-IN_FLIGHT_SECONDS = 1.6
+IN_FLIGHT_SECONDS = 2.0
 IN_FLIGHT = 4
 # gunicorn's --graceful-timeout: a worker that has not stopped by then is killed.
 GRACEFUL_SECONDS = 5.0
@@ -209,6 +209,8 @@ def _expect_whoami(
             problem, f"{what} got {seen.status} ({clip(seen.body, 60)}), not the handler's 200."
         )
     if not _same_address(seen.remote, remote):
+        if _same_address(seen.remote, "127.0.0.1"):  # the peer: nothing was applied
+            wrongly = "the peer's own address, as if no entry could be used (spaces around it?)"
         raise FORWARDED.broken(
             problem,
             f"{what}, the handler saw request.remote = {seen.remote!r}: {wrongly}; "
@@ -225,7 +227,10 @@ def _expect_whoami(
 async def forwarded(trust_forwarded: Callable[[set[str]], Any], server: Any, spy: Any) -> str:
     """Two apps, each with its own trusted proxies, asked directly and through proxies."""
     rng = random.Random(SEED)
-    clients = rng.sample(CLIENTS, 4)
+    # IPv4 and IPv6 clients, alternating, in a seeded order.
+    v4 = rng.sample([c for c in CLIENTS if ":" not in c], 2)
+    v6 = rng.sample([c for c in CLIENTS if ":" in c], 2)
+    clients = [v4[0], v6[0], v4[1], v6[1]]
     upstream_proxy = f"10.{rng.randint(1, 250)}.{rng.randint(1, 250)}.{rng.randint(1, 250)}"
     elsewhere = {"192.0.2.10", f"10.0.0.{rng.randint(2, 250)}"}  # loopback is not trusted
     here = {"127.0.0.1", "::1", upstream_proxy}
@@ -325,7 +330,8 @@ async def forwarded(trust_forwarded: Callable[[set[str]], Any], server: Any, spy
                             f"X-Check: {seen.headers.get('X-Check')!r}.",
                         )
                 # A bad entry from a trusted peer.
-                for bad in rng.sample(BAD_ENTRIES, 2):
+                with_port = "203.0.113.5:4711"  # an address with a port is no address
+                for bad in [with_port, rng.choice([b for b in BAD_ENTRIES if b != with_port])]:
                     headers = {"X-Forwarded-For": f"{clients[0]}, {bad}"}
                     seen = await _ask(session, near + "/whoami", headers)
                     what = f"from the trusted peer with X-Forwarded-For: {clients[0]}, {bad}"
@@ -342,7 +348,8 @@ async def forwarded(trust_forwarded: Callable[[set[str]], Any], server: Any, spy
         "an untrusted peer's forged headers were ignored, straight and through a proxy; "
         "behind trusted proxies the handler saw the real client (IPv4 and IPv6), past a "
         "forged entry, a second proxy and a separate header line, with the proxy's scheme; "
-        "bad entries got 400, and the handler's own answers passed through unchanged."
+        "bad entries were never believed, and the handler's own answers passed through "
+        "unchanged."
     )
 
 
@@ -480,7 +487,8 @@ def _module_rules() -> list[Rule]:
             "every ERROR record of the processes (aiohttp's 'Error handling request'), with "
             "the module's line",
             "a handler that raises is a 500 and a traceback in the log: answer the failure "
-            "yourself (`web.HTTPServiceUnavailable`); an expected failure is no ERROR.",
+            "yourself (`web.HTTPServiceUnavailable`). A store that is down is expected: log "
+            "it at WARNING, if at all, never with `logger.error`/`logger.exception`.",
         ),
         Rule(
             "session-left-open",
@@ -562,6 +570,12 @@ DEPLOYABLE = Task(
         "the counts /visits answered, from which worker, against the store's own count",
         "a variable (or `app[...]`) is one copy per worker process: ask the store "
         "(`POST {STORE_URL}/incr/visits`) and answer its value.",
+    ),
+    Rule(
+        "visits-shape",
+        '/visits answers `{"visits": n}`, the number the store gave',
+        "the body of each /visits answer",
+        'the store answers `{"value": n}`: answer `web.json_response({"visits": n})`.',
     ),
     Rule(
         "store-failure-500",
@@ -935,6 +949,12 @@ async def _exercise_workers(
                     "while the store was up.",
                 )
             value = answer.body.get("visits") if isinstance(answer.body, dict) else None
+            if not isinstance(value, int):
+                raise DEPLOYABLE.broken(
+                    "visits-shape",
+                    f"POST /visits answered {clip(str(answer.body), 60)}, with no whole number "
+                    "under `visits`.",
+                )
             counted.append((value, answer.pid))
             pids.add(answer.pid)
         expected = list(range(start + 1, start + len(counted) + 1))
@@ -995,15 +1015,16 @@ GRACEFUL_STOP = Task(
         "signal-kills",
         "SIGTERM stops the app gracefully and the process exits with status 0",
         "the exit status after SIGTERM (-15: killed by the signal)",
-        "leave run_app's signal handling on (`handle_signals=True`, the default), and do not "
-        "install a SIGTERM handler of your own that exits.",
+        "leave run_app's signal handling on (`handle_signals=True`, the default); a SIGTERM "
+        "handler of your own must stop the app gracefully, never end the process.",
     ),
     Rule(
         "cut-in-flight",
         "requests in flight at SIGTERM complete (they need up to 2 s more)",
         "what each of the requests waiting on the store at the signal got",
-        "`shutdown_timeout` is how long run_app waits for them: give it a few seconds more "
-        "than your slowest request, and close what handlers use only in `cleanup_ctx`.",
+        "`shutdown_timeout` is how long run_app (or your AppRunner) waits for them: a few "
+        "seconds more than your slowest request; with your own runner, `await "
+        "runner.cleanup()` after the signal, before the loop ends.",
     ),
     Rule(
         "closed-too-early",

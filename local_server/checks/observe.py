@@ -287,7 +287,8 @@ class _Profiler:
                 self.obs.in_call = (kind[0], started, frame, arg)
         elif event in ("c_return", "c_exception") and self._pending is not None:
             function, kind, target, caller, started, position = self._pending
-            if function is not arg:
+            # Python 3.12+ binds a method afresh for each event: the same call, another object.
+            if function is not arg and function != arg:
                 return
             self._pending = None
             self.obs.in_call = None
