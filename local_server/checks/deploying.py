@@ -1064,7 +1064,7 @@ async def graceful_stop(module: Any, server: Any, spy: Any) -> str:
             command = [sys.executable, str(PROBE), "main"]
             async with processes.run_process(command, ready=None, cwd=path.parent,
                                              env=env) as script:  # fmt: skip
-                listening = await _wait_listening(script, report, path.name)
+                listening = await _wait_listening(script, report, path.name, port)
                 ports = sorted({p for _, p in listening})
                 if port not in ports:
                     shown = ", ".join(map(str, ports))
@@ -1124,7 +1124,7 @@ async def graceful_stop(module: Any, server: Any, spy: Any) -> str:
 
 
 async def _wait_listening(
-    script: processes.ServerProcess, report: Report, script_name: str
+    script: processes.ServerProcess, report: Report, script_name: str, port: int
 ) -> list[tuple[str, int]]:
     give_up = time.monotonic() + stretched(15)
     while True:
@@ -1137,6 +1137,14 @@ async def _wait_listening(
                 if error and error.get("not_implemented"):
                     raise NotImplementedError
                 if error:
+                    # A port of its own that was taken: the address is in the error's text.
+                    bound = re.search(r"address \('[^']*', (\d+)\)", error["text"])
+                    if bound and int(bound.group(1)) != port:
+                        raise GRACEFUL_STOP.broken(
+                            "port-ignored",
+                            f"`python {script_name}` tried port {bound.group(1)}, not {port}, "
+                            f"the one PORT gave: {_quote(error)}.",
+                        )
                     raise GRACEFUL_STOP.broken(
                         "import-failed", f"`python {script_name}` raised {_quote(error)}."
                     )
