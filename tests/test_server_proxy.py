@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import hashlib
 import json
 import logging
@@ -13,6 +14,7 @@ import socket
 import ssl
 import threading
 import time
+import warnings
 
 import aiohttp
 import psutil
@@ -189,11 +191,24 @@ async def test_connect_tunnels_https_and_sees_only_host_and_port(tls, proxy):
 
 async def test_wss_goes_through_a_tunnel(tls, proxy):
     context = ssl.create_default_context(cafile=tls.ca_pem)
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(tls.good + "/ws/echo", proxy=proxy.url, ssl=context) as ws:
-            await ws.send_str("through")
-            assert (await ws.receive()).data == "through"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(
+                tls.good + "/ws/echo", proxy=proxy.url, ssl=context
+            ) as ws:
+                await ws.send_str("through")
+                assert (await ws.receive()).data == "through"
+        gc.collect()
     assert proxy.stats().records[0].kind == "connect"
+    # aiohttp 3.14 leaves the tunnel's plain transport (under the TLS one) unclosed after a
+    # WebSocket through a proxy; collected here, its warning is this test's, and it names only
+    # a socket to the proxy (found when it failed whichever test the collector next ran in).
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    sockets = [leak for leak in leaks if "socket.socket" in leak]
+    to_proxy = f"raddr=('127.0.0.1', {proxy.url.rsplit(':', 1)[1].strip('/')})"
+    assert all(to_proxy in leak for leak in sockets), leaks
+    assert len(leaks) <= 2 * len(sockets), leaks  # a transport only with its socket
 
 
 # --- never an open proxy --------------------------------------------------------------------
