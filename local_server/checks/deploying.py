@@ -379,7 +379,6 @@ class Store:
         self.mode = "up"
         self.slow = 0.0
         self.records: list[StoreRecord] = []
-        self.in_incr = 0
         self._changed = asyncio.Event()
 
     def set_mode(self, mode: str) -> None:
@@ -410,18 +409,14 @@ class Store:
         return await self._gate(request) or web.json_response({"pong": True})
 
     async def _incr(self, request: web.Request) -> web.Response:
-        self.in_incr += 1
-        try:
-            refused = await self._gate(request)
-            if refused is not None:
-                return refused
-            if self.slow:
-                await asyncio.sleep(self.slow)
-            key = request.match_info["key"]
-            self.counts[key] += 1
-            return web.json_response({"key": key, "value": self.counts[key]})
-        finally:
-            self.in_incr -= 1
+        refused = await self._gate(request)
+        if refused is not None:
+            return refused
+        if self.slow:
+            await asyncio.sleep(self.slow)
+        key = request.match_info["key"]
+        self.counts[key] += 1
+        return web.json_response({"key": key, "value": self.counts[key]})
 
 
 # --- what the probe reported -----------------------------------------------------------------
@@ -732,12 +727,11 @@ async def _timed_request(
                        time.monotonic() - started)  # fmt: skip
 
 
-def _why_not_ready(report: Report, task: Task) -> None:
-    """Turn what the probe reported into the verdict for a server that did not come up."""
-    _import_problems(task, report)
-    if task is DEPLOYABLE:
-        _factory_problems(report)
-    _logged_problems(task, report)
+def _why_not_ready(report: Report) -> None:
+    """Turn what gunicorn's workers reported into the verdict for a server that is not up."""
+    _import_problems(DEPLOYABLE, report)
+    _factory_problems(report)
+    _logged_problems(DEPLOYABLE, report)
 
 
 def _probe_env(module: Path, report_path: Path, store_url: str, **extra: str) -> dict[str, str]:
@@ -764,7 +758,7 @@ async def _first_answers(
     give_up = time.monotonic() + stretched(10)
     while len(by_pid) < WORKERS:
         if gunicorn.returncode is not None or time.monotonic() > give_up:
-            _why_not_ready(report, DEPLOYABLE)
+            _why_not_ready(report)
             if gunicorn.returncode is not None:
                 state = f"exited with status {gunicorn.returncode}"
             else:
@@ -777,7 +771,7 @@ async def _first_answers(
         except (aiohttp.ClientConnectionError, TimeoutError):
             await asyncio.sleep(0.05)
             continue
-        _why_not_ready(report, DEPLOYABLE)
+        _why_not_ready(report)
         if answer.pid is None:
             await asyncio.sleep(0.05)
             continue
@@ -830,7 +824,7 @@ async def deployable(module: Any, server: Any, spy: Any) -> str:
                     status = await gunicorn.wait(timeout=graceful + stretched(10))
                     stopping = time.monotonic() - signalled
             except processes.ServerFailed as failed:
-                _why_not_ready(report, DEPLOYABLE)
+                _why_not_ready(report)
                 raise DEPLOYABLE.broken(
                     "unclean-exit", f"gunicorn did not start: {clip(str(failed), 200)}"
                 ) from None
