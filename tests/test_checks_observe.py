@@ -4,9 +4,11 @@ loops, sleeps asked for, files, coroutines never awaited, lost tasks, and no std
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -210,7 +212,8 @@ async def observed(learner, server, spy) -> str:
                  "writes": writes})  # fmt: skip
 
 
-_DIR = tempfile.mkdtemp(prefix="observe-test-")
+_DIR = tempfile.mkdtemp(prefix="observe-test-")  # made at import, in every xdist worker
+atexit.register(shutil.rmtree, _DIR, True)
 
 
 async def sleeps_and_writes(url):
